@@ -1,0 +1,84 @@
+package rooms
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Viewer is who an event is formatted for: the transaction ID is only shown
+// to the device that sent the event (spec: ClientEvent unsigned.transaction_id).
+type Viewer struct {
+	User   string
+	Device string
+}
+
+// ClientEvent is the client-server format of an event (spec: ClientEvent).
+type ClientEvent struct {
+	Content        json.RawMessage `json:"content"`
+	EventID        string          `json:"event_id"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+	RoomID         string          `json:"room_id,omitempty"`
+	Sender         string          `json:"sender"`
+	StateKey       *string         `json:"state_key,omitempty"`
+	Type           string          `json:"type"`
+	Redacts        string          `json:"redacts,omitempty"`
+	Unsigned       *Unsigned       `json:"unsigned,omitempty"`
+}
+
+// Unsigned is the server-added part of a ClientEvent.
+type Unsigned struct {
+	Age             int64           `json:"age"`
+	TransactionID   string          `json:"transaction_id,omitempty"`
+	PrevContent     json.RawMessage `json:"prev_content,omitempty"`
+	PrevSender      string          `json:"prev_sender,omitempty"`
+	ReplacesState   string          `json:"replaces_state,omitempty"`
+	RedactedBecause *ClientEvent    `json:"redacted_because,omitempty"`
+	Membership      string          `json:"membership,omitempty"`
+}
+
+// pduFields are the PDU fields a ClientEvent needs beyond the record's.
+type pduFields struct {
+	Content        json.RawMessage `json:"content"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+	Redacts        string          `json:"redacts"`
+}
+
+// Format turns a stored record into a ClientEvent for viewer v.
+// redactedBecause, when the event is redacted, is the redaction's record.
+func Format(rec *EventRecord, v Viewer, now time.Time, redactedBecause *EventRecord) ClientEvent {
+	var f pduFields
+	_ = json.Unmarshal(rec.JSON, &f)
+	if len(f.Content) == 0 {
+		f.Content = json.RawMessage("{}")
+	}
+	ev := ClientEvent{
+		Content:        f.Content,
+		EventID:        rec.EventID,
+		OriginServerTS: f.OriginServerTS,
+		RoomID:         rec.RoomID,
+		Sender:         rec.Sender,
+		StateKey:       rec.StateKey,
+		Type:           rec.Type,
+		Redacts:        f.Redacts,
+	}
+	if ev.Type == "m.room.redaction" && ev.Redacts == "" {
+		var c struct {
+			Redacts string `json:"redacts"`
+		}
+		_ = json.Unmarshal(f.Content, &c)
+		ev.Redacts = c.Redacts
+	}
+	u := &Unsigned{Age: now.UnixMilli() - f.OriginServerTS}
+	if rec.TxnID != "" && rec.TxnUser == v.User && rec.TxnDevice == v.Device {
+		u.TransactionID = rec.TxnID
+	}
+	if rec.ReplacesState != "" {
+		u.PrevContent, u.PrevSender, u.ReplacesState = rec.PrevContent, rec.PrevSender, rec.ReplacesState
+	}
+	if redactedBecause != nil {
+		rb := Format(redactedBecause, v, now, nil)
+		u.RedactedBecause = &rb
+	}
+	ev.Unsigned = u
+	return ev
+}

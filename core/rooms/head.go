@@ -1,0 +1,122 @@
+package rooms
+
+import (
+	"sync"
+
+	gmsl "github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+)
+
+// tuple keys a state entry.
+type tuple struct{ typ, key string }
+
+// head is a room's in-memory tip: its version, newest event and current
+// state. It is the AuthEventProvider for new local events. Every change
+// happens under mu, so events of one room are built and queued in order.
+type head struct {
+	mu      sync.Mutex
+	meta    RoomMeta
+	ver     gmsl.IRoomVersion
+	latest  string // newest event ID (prev_events of the next event)
+	depth   int64
+	state   map[tuple]gmsl.PDU
+	records map[tuple]*EventRecord // the stored records of state, for prev_content
+	broken  bool                   // a queued write failed: reload before use
+}
+
+func (h *head) get(typ, key string) gmsl.PDU { return h.state[tuple{typ, key}] }
+
+// AuthEventProvider over the current state.
+func (h *head) Create() (gmsl.PDU, error)      { return h.get(spec.MRoomCreate, ""), nil }
+func (h *head) JoinRules() (gmsl.PDU, error)   { return h.get(spec.MRoomJoinRules, ""), nil }
+func (h *head) PowerLevels() (gmsl.PDU, error) { return h.get(spec.MRoomPowerLevels, ""), nil }
+func (h *head) Member(k spec.SenderID) (gmsl.PDU, error) {
+	return h.get(spec.MRoomMember, string(k)), nil
+}
+func (h *head) ThirdPartyInvite(k string) (gmsl.PDU, error) {
+	return h.get(spec.MRoomThirdPartyInvite, k), nil
+}
+func (h *head) Valid() bool { return true }
+
+// membership of user in current state ("" when none).
+func (h *head) membership(user string) string {
+	ev := h.get(spec.MRoomMember, user)
+	if ev == nil {
+		return ""
+	}
+	m, _ := ev.Membership()
+	return m
+}
+
+// members lists users with the given membership.
+func (h *head) members(membership string) []string {
+	var out []string
+	for t, ev := range h.state {
+		if t.typ != spec.MRoomMember {
+			continue
+		}
+		if m, _ := ev.Membership(); m == membership {
+			out = append(out, t.key)
+		}
+	}
+	return out
+}
+
+// powerLevels parses the current power levels (defaults when absent).
+func (h *head) powerLevels() gmsl.PowerLevelContent {
+	if ev := h.get(spec.MRoomPowerLevels, ""); ev != nil {
+		if pl, err := ev.PowerLevels(); err == nil {
+			return *pl
+		}
+	}
+	creator := ""
+	if c := h.get(spec.MRoomCreate, ""); c != nil {
+		creator = string(c.SenderID())
+	}
+	pl, _ := gmsl.NewPowerLevelContentFromAuthEvents(h, creator)
+	return pl
+}
+
+// userLevel is the user's power level; room creators of versions with
+// privileged creators (v12, MSC4289) outrank everyone.
+func (h *head) userLevel(user string) int64 {
+	if h.isCreator(user) {
+		return 1 << 53
+	}
+	pl := h.powerLevels()
+	return pl.UserLevel(spec.SenderID(user))
+}
+
+func (h *head) isCreator(user string) bool {
+	if !h.ver.PrivilegedCreators() {
+		return false
+	}
+	c := h.get(spec.MRoomCreate, "")
+	if c == nil {
+		return false
+	}
+	if string(c.SenderID()) == user {
+		return true
+	}
+	var content struct {
+		AdditionalCreators []string `json:"additional_creators"`
+	}
+	_ = jsonUnmarshal(c.Content(), &content)
+	for _, u := range content.AdditionalCreators {
+		if u == user {
+			return true
+		}
+	}
+	return false
+}
+
+// apply records an accepted event in the head.
+func (h *head) apply(ev gmsl.PDU, rec *EventRecord) {
+	h.latest = ev.EventID()
+	h.depth = ev.Depth()
+	if sk := ev.StateKey(); sk != nil {
+		t := tuple{ev.Type(), *sk}
+		h.state[t] = ev
+		h.records[t] = rec
+	}
+}

@@ -1,0 +1,248 @@
+package rooms
+
+import (
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/lichen-hs/lichen/core/ids"
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// ResolveRoom turns a room ID or alias into a room ID.
+func (s *Service) ResolveRoom(idOrAlias string) (string, error) {
+	if strings.HasPrefix(idOrAlias, "#") {
+		if _, _, err := ids.ParseRoomAlias(idOrAlias); err != nil {
+			return "", err
+		}
+		roomID, _, err := s.store.Alias(idOrAlias)
+		if err == ErrNotFound {
+			return "", mxerr.NotFound("room alias " + idOrAlias + " not found")
+		}
+		return roomID, err
+	}
+	if _, _, err := ids.ParseRoomID(idOrAlias); err != nil {
+		return "", err
+	}
+	return idOrAlias, nil
+}
+
+func (s *Service) memberContent(user, membership, reason string, extra map[string]any) map[string]any {
+	c := map[string]any{"membership": membership}
+	if membership == "join" || membership == "invite" {
+		if dn, av, _ := s.users.Profile(user); true {
+			if dn != "" {
+				c["displayname"] = dn
+			}
+			if av != "" {
+				c["avatar_url"] = av
+			}
+		}
+	}
+	if reason != "" {
+		c["reason"] = reason
+	}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return c
+}
+
+// Join joins user to a room by ID or alias (spec: POST /join/{roomIdOrAlias}).
+func (s *Service) Join(user, idOrAlias, reason string) (string, error) {
+	roomID, err := s.ResolveRoom(idOrAlias)
+	if err != nil {
+		return "", err
+	}
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		if me, ok := err.(*mxerr.Error); ok && me.Code == "M_NOT_FOUND" && !strings.HasSuffix(roomID, ":"+s.ServerName()) {
+			return "", mxerr.NotFound("room not found here, and joining over federation is not available")
+		}
+		return "", err
+	}
+	if h.membership(user) == spec.Join {
+		// Already joined: keep the room unchanged (no duplicate join event).
+		h.mu.Unlock()
+		return roomID, nil
+	}
+	wait, err := s.submit(h, []proto{{
+		Type: spec.MRoomMember, StateKey: &user, Sender: user,
+		Content: s.memberContent(user, spec.Join, reason, nil),
+	}}, nil)
+	h.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	_, _, err = wait()
+	return roomID, err
+}
+
+// Leave leaves a room or rejects an invite.
+func (s *Service) Leave(user, roomID, reason string) error {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return err
+	}
+	switch h.membership(user) {
+	case "", spec.Leave:
+		h.mu.Unlock()
+		if _, err := s.store.Room(roomID); err != nil {
+			return mxerr.NotFound("unknown room")
+		}
+		return mxerr.Forbidden("you are not in this room")
+	case spec.Ban:
+		h.mu.Unlock()
+		return mxerr.Forbidden("you are banned from this room")
+	}
+	wait, err := s.submit(h, []proto{{
+		Type: spec.MRoomMember, StateKey: &user, Sender: user,
+		Content: s.memberContent(user, spec.Leave, reason, nil),
+	}}, nil)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, _, err = wait()
+	return err
+}
+
+// Invite invites target into the room.
+func (s *Service) Invite(sender, roomID, target, reason string, isDirect bool) error {
+	if _, _, err := ids.ParseUserID(target); err != nil {
+		return err
+	}
+	if _, _, ok := s.users.Profile(target); !ok {
+		if strings.HasSuffix(target, ":"+s.ServerName()) {
+			return mxerr.NotFound("unknown user " + target)
+		}
+		return mxerr.Forbidden("cannot invite remote users: federation is not available")
+	}
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return err
+	}
+	switch h.membership(target) {
+	case spec.Join:
+		h.mu.Unlock()
+		return mxerr.Forbidden(target + " is already in the room")
+	case spec.Ban:
+		h.mu.Unlock()
+		return mxerr.Forbidden(target + " is banned from the room")
+	case spec.Invite:
+		// Re-inviting is a no-op when the sender may invite.
+		if h.membership(sender) == spec.Join {
+			h.mu.Unlock()
+			return nil
+		}
+	}
+	extra := map[string]any{}
+	if isDirect {
+		extra["is_direct"] = true
+	}
+	wait, err := s.submit(h, []proto{{
+		Type: spec.MRoomMember, StateKey: &target, Sender: sender,
+		Content: s.memberContent(target, spec.Invite, reason, extra),
+	}}, nil)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, _, err = wait()
+	return err
+}
+
+// SetMembership covers kick (leave), ban and unban (leave from ban).
+func (s *Service) SetMembership(sender, roomID, target, membership, reason string) error {
+	if _, _, err := ids.ParseUserID(target); err != nil {
+		return err
+	}
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return err
+	}
+	cur := h.membership(target)
+	var bad string
+	switch membership {
+	case "kick":
+		membership = spec.Leave
+		if cur != spec.Join && cur != spec.Invite && cur != spec.Knock {
+			bad = target + " is not in the room"
+		}
+	case "unban":
+		membership = spec.Leave
+		if cur != spec.Ban {
+			bad = target + " is not banned"
+		}
+	case spec.Ban:
+	default:
+		bad = "unknown membership change"
+	}
+	if bad != "" {
+		h.mu.Unlock()
+		return mxerr.Forbidden(bad)
+	}
+	wait, err := s.submit(h, []proto{{
+		Type: spec.MRoomMember, StateKey: &target, Sender: sender,
+		Content: s.memberContent(target, membership, reason, nil),
+	}}, nil)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, _, err = wait()
+	return err
+}
+
+// Forget hides a left room from the user's sync (spec: POST /forget).
+func (s *Service) Forget(user, roomID string) error {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return err
+	}
+	m := h.membership(user)
+	h.mu.Unlock()
+	if m == spec.Join || m == spec.Invite || m == spec.Knock {
+		return mxerr.New(400, "M_UNKNOWN", "leave the room before forgetting it")
+	}
+	if m == "" {
+		return mxerr.NotFound("you were never in this room")
+	}
+	return s.store.Forget(user, roomID)
+}
+
+// UpdateProfile sends a new member event with the user's profile to every
+// room they are joined to (spec: profile changes propagate as m.room.member).
+func (s *Service) UpdateProfile(user string) error {
+	ms, err := s.store.Memberships(user)
+	if err != nil {
+		return err
+	}
+	var waits []func() ([]string, uint64, error)
+	for _, m := range ms {
+		if m.Membership != spec.Join {
+			continue
+		}
+		h, err := s.lockHead(m.RoomID)
+		if err != nil {
+			continue
+		}
+		if h.membership(user) != spec.Join {
+			h.mu.Unlock()
+			continue
+		}
+		u := user
+		wait, err := s.submit(h, []proto{{Type: spec.MRoomMember, StateKey: &u, Sender: user,
+			Content: s.memberContent(user, spec.Join, "", nil)}}, nil)
+		h.mu.Unlock()
+		if err == nil {
+			waits = append(waits, wait)
+		}
+	}
+	for _, w := range waits {
+		if _, _, err := w(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,472 @@
+package rooms
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// Token is a pagination boundary: the position after which events are
+// "later". Sync's next_batch ("s<pos>_...") and /messages tokens ("t<pos>")
+// both parse to one, so a sync token works as /messages' from.
+func ParseToken(tok string) (uint64, error) {
+	if tok == "" {
+		return 0, mxerr.InvalidParam("empty token")
+	}
+	body := tok[1:]
+	if i := strings.IndexByte(body, '_'); i >= 0 {
+		body = body[:i]
+	}
+	if tok[0] != 't' && tok[0] != 's' {
+		return 0, mxerr.InvalidParam("invalid pagination token")
+	}
+	p, err := strconv.ParseUint(body, 10, 64)
+	if err != nil {
+		return 0, mxerr.InvalidParam("invalid pagination token")
+	}
+	return p, nil
+}
+
+// FormatToken makes a /messages token for boundary pos.
+func FormatToken(pos uint64) string { return "t" + strconv.FormatUint(pos, 10) }
+
+// visibility answers "may user see this event" per the spec's history
+// visibility rules (client-server-api "History visibility"), caching the
+// lookups of one request.
+type visibility struct {
+	s        *Service
+	user     string
+	roomID   string
+	current  string // user's current membership
+	leavePos uint64 // position of the user's current non-join membership
+}
+
+func (s *Service) newVisibility(user, roomID string) (*visibility, error) {
+	v := &visibility{s: s, user: user, roomID: roomID}
+	if rec, err := s.store.StateEventAt(roomID, ^uint64(0), spec.MRoomMember, user); err == nil {
+		v.current = membershipOf(&rec)
+		v.leavePos = rec.Pos
+	} else if err != ErrNotFound {
+		return nil, err
+	}
+	return v, nil
+}
+
+func membershipOf(rec *EventRecord) string {
+	var c struct {
+		Membership string `json:"membership"`
+	}
+	var f struct {
+		Content json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(rec.JSON, &f)
+	_ = json.Unmarshal(f.Content, &c)
+	return c.Membership
+}
+
+func (v *visibility) canSee(rec *EventRecord) bool {
+	hv := "shared"
+	if h, err := v.s.store.StateEventAt(v.roomID, rec.Pos, spec.MRoomHistoryVisibility, ""); err == nil {
+		var f struct {
+			Content struct {
+				HistoryVisibility string `json:"history_visibility"`
+			} `json:"content"`
+		}
+		if json.Unmarshal(h.JSON, &f) == nil && f.Content.HistoryVisibility != "" {
+			hv = f.Content.HistoryVisibility
+		}
+	}
+	if hv == "world_readable" {
+		return true
+	}
+	// A user who is no longer joined sees nothing after they left.
+	if v.current != spec.Join && rec.Pos > v.leavePos {
+		return false
+	}
+	atMember := ""
+	if m, err := v.s.store.StateEventAt(v.roomID, rec.Pos, spec.MRoomMember, v.user); err == nil {
+		atMember = membershipOf(&m)
+	}
+	switch hv {
+	case "shared":
+		return v.current == spec.Join || atMember == spec.Join || v.wasJoinedBefore(rec.Pos)
+	case "invited":
+		return atMember == spec.Join || atMember == spec.Invite
+	default: // joined
+		return atMember == spec.Join
+	}
+}
+
+// wasJoinedBefore: for a user who has left, "shared" history is visible up
+// to the leave when they were joined right before it.
+func (v *visibility) wasJoinedBefore(pos uint64) bool {
+	if v.current == spec.Join || v.leavePos == 0 || pos > v.leavePos {
+		return false
+	}
+	prev, err := v.s.store.StateEventAt(v.roomID, v.leavePos-1, spec.MRoomMember, v.user)
+	return err == nil && membershipOf(&prev) == spec.Join
+}
+
+// requireRoom checks the room exists and user has (or had) a membership
+// that lets them read it.
+func (s *Service) readAccess(user, roomID string) (*visibility, error) {
+	if _, err := s.store.Room(roomID); err != nil {
+		if err == ErrNotFound {
+			return nil, mxerr.Forbidden("you are not in this room")
+		}
+		return nil, err
+	}
+	v, err := s.newVisibility(user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if v.current == "" {
+		if hv, err := s.store.StateEventAt(roomID, ^uint64(0), spec.MRoomHistoryVisibility, ""); err == nil &&
+			strings.Contains(string(hv.JSON), `"world_readable"`) {
+			return v, nil
+		}
+		return nil, mxerr.Forbidden("you are not in this room")
+	}
+	return v, nil
+}
+
+// ClientEvents formats records for viewer, adding redacted_because.
+func (s *Service) ClientEvents(recs []EventRecord, viewer Viewer) []ClientEvent {
+	now := time.Now()
+	out := make([]ClientEvent, 0, len(recs))
+	for i := range recs {
+		out = append(out, s.ClientEvent(&recs[i], viewer, now))
+	}
+	return out
+}
+
+// ClientEvent formats one record.
+func (s *Service) ClientEvent(rec *EventRecord, viewer Viewer, now time.Time) ClientEvent {
+	var because *EventRecord
+	if rec.RedactedBy != "" {
+		if r, err := s.store.Event(rec.RedactedBy); err == nil {
+			because = &r
+		}
+	}
+	return Format(rec, viewer, now, because)
+}
+
+// Event returns one event the user may see (spec: GET /rooms/{id}/event/{eventId}).
+func (s *Service) Event(user, roomID, eventID string) (EventRecord, error) {
+	v, err := s.readAccess(user, roomID)
+	if err != nil {
+		return EventRecord{}, err
+	}
+	rec, err := s.store.Event(eventID)
+	if err != nil || rec.RoomID != roomID || !v.canSee(&rec) {
+		return EventRecord{}, mxerr.NotFound("event not found")
+	}
+	return rec, nil
+}
+
+// MessagesRequest is GET /rooms/{id}/messages.
+type MessagesRequest struct {
+	From, To    string
+	Backward    bool
+	Limit       int
+	Allow       func(*EventRecord) bool // the filter; nil allows all
+	LazyMembers bool
+}
+
+// MessagesResponse is its answer.
+type MessagesResponse struct {
+	Chunk []EventRecord
+	Start string
+	End   string
+	State []EventRecord // member events of the chunk's senders (lazy loading)
+}
+
+// Messages paginates a room's timeline (spec: GET /rooms/{roomId}/messages).
+func (s *Service) Messages(user, roomID string, req MessagesRequest) (MessagesResponse, error) {
+	v, err := s.readAccess(user, roomID)
+	if err != nil {
+		return MessagesResponse{}, err
+	}
+	var from uint64
+	switch {
+	case req.From != "":
+		if from, err = ParseToken(req.From); err != nil {
+			return MessagesResponse{}, err
+		}
+	case req.Backward:
+		latest, err := s.store.Latest(roomID)
+		if err != nil {
+			return MessagesResponse{}, err
+		}
+		from = latest.Pos
+	}
+	var to uint64
+	hasTo := req.To != ""
+	if hasTo {
+		if to, err = ParseToken(req.To); err != nil {
+			return MessagesResponse{}, err
+		}
+	}
+	if req.Limit <= 0 {
+		req.Limit = 10
+	}
+	if req.Limit > 1000 {
+		req.Limit = 1000
+	}
+	resp := MessagesResponse{Start: FormatToken(from)}
+	dir := Forward
+	if req.Backward {
+		dir = Backward
+	}
+	last := from
+	more := false
+	scanned := 0
+	err = s.store.Timeline(roomID, from, dir, func(rec EventRecord) bool {
+		if hasTo && ((req.Backward && rec.Pos <= to) || (!req.Backward && rec.Pos > to)) {
+			return false
+		}
+		if len(resp.Chunk) >= req.Limit || scanned >= 10*req.Limit+100 {
+			more = true
+			return false
+		}
+		scanned++
+		if req.Backward {
+			last = rec.Pos - 1
+		} else {
+			last = rec.Pos
+		}
+		if !v.canSee(&rec) {
+			return true
+		}
+		if req.Allow != nil && !req.Allow(&rec) {
+			return true
+		}
+		resp.Chunk = append(resp.Chunk, rec)
+		return true
+	})
+	if err != nil {
+		return MessagesResponse{}, err
+	}
+	if more {
+		resp.End = FormatToken(last)
+	}
+	if req.LazyMembers {
+		resp.State = s.memberEventsFor(roomID, resp.Chunk)
+	}
+	return resp, nil
+}
+
+// memberEventsFor returns the current member events of the chunk's senders.
+func (s *Service) memberEventsFor(roomID string, chunk []EventRecord) []EventRecord {
+	seen := map[string]bool{}
+	var out []EventRecord
+	for _, rec := range chunk {
+		if seen[rec.Sender] {
+			continue
+		}
+		seen[rec.Sender] = true
+		if m, err := s.store.StateEventAt(roomID, rec.Pos, spec.MRoomMember, rec.Sender); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// ContextResponse is GET /rooms/{id}/context/{eventId}'s answer.
+type ContextResponse struct {
+	Event                EventRecord
+	Before, After, State []EventRecord
+	Start, End           string
+}
+
+// Context returns events around one (spec: GET /rooms/{roomId}/context/{eventId}).
+func (s *Service) Context(user, roomID, eventID string, limit int, allow func(*EventRecord) bool, lazy bool) (ContextResponse, error) {
+	v, err := s.readAccess(user, roomID)
+	if err != nil {
+		return ContextResponse{}, err
+	}
+	ev, err := s.store.Event(eventID)
+	if err != nil || ev.RoomID != roomID || !v.canSee(&ev) {
+		return ContextResponse{}, mxerr.NotFound("event not found")
+	}
+	if limit < 0 {
+		limit = 0
+	}
+	if limit > 100 {
+		limit = 100
+	}
+	nBefore := limit / 2
+	nAfter := limit - nBefore
+	resp := ContextResponse{Event: ev, Start: FormatToken(ev.Pos - 1), End: FormatToken(ev.Pos)}
+	collect := func(from uint64, dir Direction, n int, out *[]EventRecord, tok *string) error {
+		return s.store.Timeline(roomID, from, dir, func(rec EventRecord) bool {
+			if len(*out) >= n {
+				return false
+			}
+			if dir == Backward {
+				*tok = FormatToken(rec.Pos - 1)
+			} else {
+				*tok = FormatToken(rec.Pos)
+			}
+			if v.canSee(&rec) && (allow == nil || allow(&rec)) {
+				*out = append(*out, rec)
+			}
+			return true
+		})
+	}
+	if err := collect(ev.Pos-1, Backward, nBefore, &resp.Before, &resp.Start); err != nil {
+		return ContextResponse{}, err
+	}
+	if err := collect(ev.Pos, Forward, nAfter, &resp.After, &resp.End); err != nil {
+		return ContextResponse{}, err
+	}
+	if lazy {
+		all := append(append([]EventRecord{ev}, resp.Before...), resp.After...)
+		resp.State = s.memberEventsFor(roomID, all)
+	} else {
+		resp.State, err = s.store.StateAt(roomID, ev.Pos)
+		if err != nil {
+			return ContextResponse{}, err
+		}
+	}
+	return resp, nil
+}
+
+// stateView is the state a user may read: current while joined (or the
+// room is world readable), else as of when they left.
+func (s *Service) statePos(user, roomID string) (uint64, error) {
+	v, err := s.readAccess(user, roomID)
+	if err != nil {
+		return 0, err
+	}
+	if v.current == spec.Join || v.current == "" {
+		return ^uint64(0), nil
+	}
+	return v.leavePos, nil
+}
+
+// State returns the room state the user may see (spec: GET /rooms/{id}/state).
+func (s *Service) State(user, roomID string) ([]EventRecord, error) {
+	pos, err := s.statePos(user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.StateAt(roomID, pos)
+}
+
+// StateEvent returns one state event (spec: GET /rooms/{id}/state/{type}/{key}).
+func (s *Service) StateEvent(user, roomID, typ, key string) (EventRecord, error) {
+	pos, err := s.statePos(user, roomID)
+	if err != nil {
+		return EventRecord{}, err
+	}
+	rec, err := s.store.StateEventAt(roomID, pos, typ, key)
+	if err == ErrNotFound {
+		return EventRecord{}, mxerr.NotFound("state event not found")
+	}
+	return rec, err
+}
+
+// MembersRequest is GET /rooms/{id}/members.
+type MembersRequest struct {
+	At            string
+	Membership    string
+	NotMembership string
+}
+
+// Members lists member events (spec: GET /rooms/{roomId}/members).
+func (s *Service) Members(user, roomID string, req MembersRequest) ([]EventRecord, error) {
+	pos, err := s.statePos(user, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if req.At != "" {
+		at, err := ParseToken(req.At)
+		if err != nil {
+			return nil, err
+		}
+		if at < pos {
+			pos = at
+		}
+	}
+	state, err := s.store.StateAt(roomID, pos)
+	if err != nil {
+		return nil, err
+	}
+	var out []EventRecord
+	for _, rec := range state {
+		if rec.Type != spec.MRoomMember {
+			continue
+		}
+		m := membershipOf(&rec)
+		if req.Membership != "" && m != req.Membership {
+			continue
+		}
+		if req.NotMembership != "" && m == req.NotMembership {
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// JoinedMember is an entry of GET /joined_members.
+type JoinedMember struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	AvatarURL   *string `json:"avatar_url,omitempty"`
+}
+
+// JoinedMembers maps joined users to their profile in the room.
+func (s *Service) JoinedMembers(user, roomID string) (map[string]JoinedMember, error) {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	if h.membership(user) != spec.Join {
+		return nil, mxerr.Forbidden("you are not joined to this room")
+	}
+	out := map[string]JoinedMember{}
+	for _, u := range h.members(spec.Join) {
+		var c struct {
+			DisplayName *string `json:"displayname"`
+			AvatarURL   *string `json:"avatar_url"`
+		}
+		_ = json.Unmarshal(h.get(spec.MRoomMember, u).Content(), &c)
+		out[u] = JoinedMember{DisplayName: c.DisplayName, AvatarURL: c.AvatarURL}
+	}
+	return out, nil
+}
+
+// JoinedRooms lists the rooms the user is joined to.
+func (s *Service) JoinedRooms(user string) ([]string, error) {
+	ms, err := s.store.Memberships(user)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, m := range ms {
+		if m.Membership == spec.Join {
+			out = append(out, m.RoomID)
+		}
+	}
+	return out, nil
+}
+
+// Membership is the user's current membership in a room ("" if none).
+func (s *Service) Membership(user, roomID string) (string, error) {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return "", err
+	}
+	defer h.mu.Unlock()
+	return h.membership(user), nil
+}
+
+// Store exposes the store for the sync engine's reads.
+func (s *Service) Store() Store { return s.store }

@@ -1,0 +1,173 @@
+package rooms
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// Sender identifies who sends: the user and the device (for txn scoping).
+type Sender struct {
+	User   string
+	Device string
+}
+
+// Send sends a message event (spec: PUT /rooms/{roomId}/send/{type}/{txnId}).
+// A repeated txnId from the same device returns the first event's ID
+// without sending again (spec: "Transaction identifiers").
+func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawMessage) (string, error) {
+	if id, ok := s.store.TxnEvent(from.User, from.Device, txnID); ok && txnID != "" {
+		return id, nil
+	}
+	if typ == spec.MRoomRedaction {
+		var c struct {
+			Redacts string `json:"redacts"`
+			Reason  string `json:"reason"`
+		}
+		_ = json.Unmarshal(content, &c)
+		return s.Redact(from, roomID, c.Redacts, txnID, c.Reason)
+	}
+	id, _, err := s.send(roomID, proto{Type: typ, Sender: from.User, Content: content}, func(_ int, a *Append) {
+		a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID = from.User, from.Device, txnID
+	})
+	return id, err
+}
+
+// SetState sends a state event (spec: PUT /rooms/{roomId}/state/{type}/{key}).
+// Setting the same content the same sender set before returns the existing
+// event instead of a duplicate.
+func (s *Service) SetState(user, roomID, typ, stateKey string, content json.RawMessage) (string, error) {
+	if typ == spec.MRoomCreate {
+		return "", mxerr.Forbidden("m.room.create cannot be changed")
+	}
+	if typ == "m.room.canonical_alias" {
+		if err := s.checkCanonicalAlias(roomID, content); err != nil {
+			return "", err
+		}
+	}
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return "", err
+	}
+	if old := h.get(typ, stateKey); old != nil && string(old.SenderID()) == user && bytes.Equal(compact(old.Content()), compact(content)) {
+		h.mu.Unlock()
+		return old.EventID(), nil
+	}
+	if typ == "m.room.encryption" && h.get(typ, "") != nil {
+		var c map[string]any
+		if json.Unmarshal(content, &c) != nil || c["algorithm"] == nil {
+			h.mu.Unlock()
+			return "", mxerr.Forbidden("encryption cannot be turned off once enabled")
+		}
+	}
+	sk := stateKey
+	wait, err := s.submit(h, []proto{{Type: typ, StateKey: &sk, Sender: user, Content: content}}, nil)
+	h.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	ids, _, err := wait()
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+func compact(b []byte) []byte {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return b
+	}
+	return out.Bytes()
+}
+
+// checkCanonicalAlias enforces that every alias in m.room.canonical_alias
+// points at this room (spec: m.room.canonical_alias, M_BAD_ALIAS).
+func (s *Service) checkCanonicalAlias(roomID string, content json.RawMessage) error {
+	var c struct {
+		Alias      *string  `json:"alias"`
+		AltAliases []string `json:"alt_aliases"`
+	}
+	if err := json.Unmarshal(content, &c); err != nil {
+		return mxerr.BadJSON("invalid m.room.canonical_alias content")
+	}
+	all := c.AltAliases
+	if c.Alias != nil && *c.Alias != "" {
+		all = append(all, *c.Alias)
+	}
+	for _, a := range all {
+		rid, _, err := s.store.Alias(a)
+		if err != nil || rid != roomID {
+			return mxerr.New(400, "M_BAD_ALIAS", "alias "+a+" does not point to this room")
+		}
+	}
+	return nil
+}
+
+// Redact redacts an event (spec: PUT /rooms/{roomId}/redact/{eventId}/{txnId}).
+// The sender may redact their own events, or others' with the redact power
+// level; the stored event is replaced by its redacted form per the room
+// version's algorithm in the same commit as the redaction event.
+func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (string, error) {
+	if id, ok := s.store.TxnEvent(from.User, from.Device, txnID); ok && txnID != "" {
+		return id, nil
+	}
+	target, err := s.store.Event(eventID)
+	if err != nil || target.RoomID != roomID {
+		return "", mxerr.NotFound("event not found")
+	}
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return "", err
+	}
+	if target.Sender != from.User {
+		pl := h.powerLevels()
+		if h.userLevel(from.User) < pl.Redact {
+			h.mu.Unlock()
+			return "", mxerr.Forbidden("you may not redact other users' events")
+		}
+	}
+	if target.Type == spec.MRoomCreate {
+		h.mu.Unlock()
+		return "", mxerr.Forbidden("the create event cannot be redacted")
+	}
+	content := map[string]any{"redacts": eventID}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	var redacted []byte
+	if target.RedactedBy == "" {
+		redacted, err = h.ver.RedactEventJSON(target.JSON)
+		if err != nil {
+			h.mu.Unlock()
+			return "", err
+		}
+	}
+	wait, err := s.submit(h, []proto{{Type: spec.MRoomRedaction, Sender: from.User, Content: content, Redacts: eventID}},
+		func(_ int, a *Append) {
+			a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID = from.User, from.Device, txnID
+			if redacted != nil {
+				a.Redacts, a.RedactedJSON = eventID, redacted
+			}
+		})
+	if err == nil && redacted != nil && target.StateKey != nil {
+		// Redacting current state changes what the auth rules see.
+		if cur := h.get(target.Type, *target.StateKey); cur != nil && cur.EventID() == eventID {
+			if ev, perr := h.ver.NewEventFromTrustedJSONWithEventID(eventID, redacted, true); perr == nil {
+				h.state[tuple{target.Type, *target.StateKey}] = ev
+			}
+		}
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	ids, _, err := wait()
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}

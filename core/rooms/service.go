@@ -1,0 +1,299 @@
+// Package rooms is the room engine: it builds every local event as a full
+// signed PDU of the room's version, authorises it with that version's auth
+// rules (gomatrixserverlib), commits it through the Store and wakes the
+// users it concerns. It also answers the read side: events, state, members,
+// pagination and context, filtered by history visibility.
+package rooms
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	gmsl "github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/lichen-hs/lichen/core/mxerr"
+	"github.com/lichen-hs/lichen/core/signing"
+)
+
+// DefaultRoomVersion is what createRoom uses when the client names none
+// (spec: "Room versions": servers should default to the recommended one).
+const DefaultRoomVersion = "12"
+
+// SupportedVersions are the versions createRoom accepts.
+var SupportedVersions = []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"}
+
+// Notifier is told about committed events so it can wake long-polls.
+type Notifier interface {
+	// RoomEvent wakes users (members of the room plus a membership target).
+	RoomEvent(users []string, pos uint64)
+}
+
+// Users is how the room engine learns about local accounts.
+type Users interface {
+	// Profile returns a local user's display name and avatar, and whether
+	// the account exists (and is not deactivated).
+	Profile(userID string) (displayName, avatarURL string, exists bool)
+}
+
+// Service is the room engine.
+type Service struct {
+	store      Store
+	serverName spec.ServerName
+	key        signing.Key
+	notify     Notifier
+	users      Users
+	now        func() time.Time
+
+	mu    sync.Mutex
+	heads map[string]*head
+}
+
+// New makes the room engine.
+func New(store Store, serverName string, key signing.Key, n Notifier, u Users) *Service {
+	return &Service{
+		users:      u,
+		store:      store,
+		serverName: spec.ServerName(serverName),
+		key:        key,
+		notify:     n,
+		now:        time.Now,
+		heads:      map[string]*head{},
+	}
+}
+
+// ServerName is the server's name.
+func (s *Service) ServerName() string { return string(s.serverName) }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// head returns the room's loaded head, locked. The caller unlocks h.mu.
+func (s *Service) lockHead(roomID string) (*head, error) {
+	s.mu.Lock()
+	h, ok := s.heads[roomID]
+	if !ok {
+		h = &head{}
+		s.heads[roomID] = h
+	}
+	s.mu.Unlock()
+	h.mu.Lock()
+	if h.ver == nil || h.broken {
+		if err := s.loadHead(roomID, h); err != nil {
+			h.mu.Unlock()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func (s *Service) loadHead(roomID string, h *head) error {
+	meta, err := s.store.Room(roomID)
+	if err == ErrNotFound {
+		return mxerr.NotFound("unknown room")
+	}
+	if err != nil {
+		return err
+	}
+	ver, err := gmsl.GetRoomVersion(gmsl.RoomVersion(meta.Version))
+	if err != nil {
+		return mxerr.UnsupportedRoomVersion(err.Error())
+	}
+	recs, err := s.store.CurrentState(roomID)
+	if err != nil {
+		return err
+	}
+	h.meta, h.ver = meta, ver
+	h.state = make(map[tuple]gmsl.PDU, len(recs))
+	h.records = make(map[tuple]*EventRecord, len(recs))
+	for i := range recs {
+		ev, err := ver.NewEventFromTrustedJSONWithEventID(recs[i].EventID, recs[i].JSON, recs[i].RedactedBy != "")
+		if err != nil {
+			return err
+		}
+		t := tuple{recs[i].Type, *recs[i].StateKey}
+		h.state[t] = ev
+		h.records[t] = &recs[i]
+	}
+	latest, err := s.store.Latest(roomID)
+	if err != nil {
+		return err
+	}
+	lev, err := ver.NewEventFromTrustedJSONWithEventID(latest.EventID, latest.JSON, latest.RedactedBy != "")
+	if err != nil {
+		return err
+	}
+	h.latest, h.depth = latest.EventID, lev.Depth()
+	h.broken = false
+	return nil
+}
+
+// parse turns a stored record into a PDU of the room's version.
+func (s *Service) parse(ver string, rec *EventRecord) (gmsl.PDU, error) {
+	v, err := gmsl.GetRoomVersion(gmsl.RoomVersion(ver))
+	if err != nil {
+		return nil, err
+	}
+	return v.NewEventFromTrustedJSONWithEventID(rec.EventID, rec.JSON, rec.RedactedBy != "")
+}
+
+func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error) {
+	return spec.NewUserID(string(senderID), true)
+}
+
+// proto describes an event to build.
+type proto struct {
+	Type     string
+	StateKey *string
+	Sender   string
+	Content  any // marshalled with encoding/json, or json.RawMessage
+	Redacts  string
+	built    gmsl.PDU // already built and authorised (v12 create event)
+}
+
+// build makes a signed PDU on top of h and checks it against the auth rules.
+func (s *Service) build(h *head, p proto) (gmsl.PDU, error) {
+	if p.built != nil {
+		return p.built, nil
+	}
+	content, err := marshalContent(p.Content)
+	if err != nil {
+		return nil, err
+	}
+	pe := gmsl.ProtoEvent{
+		SenderID: p.Sender,
+		RoomID:   h.meta.RoomID,
+		Type:     p.Type,
+		StateKey: p.StateKey,
+		Redacts:  p.Redacts,
+		Depth:    h.depth + 1,
+		Content:  spec.RawJSON(content),
+	}
+	if h.latest != "" {
+		pe.PrevEvents = []string{h.latest}
+	}
+	if p.Type == spec.MRoomCreate && h.ver.DomainlessRoomIDs() {
+		pe.RoomID = ""
+	}
+	eb := h.ver.NewEventBuilderFromProtoEvent(&pe)
+	if err := eb.AddAuthEvents(h); err != nil {
+		return nil, mxerr.Forbidden(err.Error())
+	}
+	ev, err := eb.Build(s.now(), s.serverName, gmsl.KeyID(s.key.ID), s.key.Private)
+	if err != nil {
+		return nil, mxerr.BadJSON("cannot build event: " + err.Error())
+	}
+	if len(ev.JSON()) > 65536 {
+		// Spec: "Size limits": the whole PDU must fit in 65536 bytes.
+		return nil, mxerr.TooLarge("event is larger than 65536 bytes")
+	}
+	if err := gmsl.Allowed(ev, h, userIDForSender); err != nil {
+		return nil, mxerr.Forbidden(err.Error())
+	}
+	return ev, nil
+}
+
+func marshalContent(c any) (json.RawMessage, error) {
+	switch v := c.(type) {
+	case json.RawMessage:
+		if len(v) == 0 {
+			return json.RawMessage("{}"), nil
+		}
+		return v, nil
+	case nil:
+		return json.RawMessage("{}"), nil
+	default:
+		b, err := json.Marshal(v)
+		return b, err
+	}
+}
+
+// record makes the stored record for ev, with prev_content from h.
+func record(h *head, ev gmsl.PDU) EventRecord {
+	rec := EventRecord{
+		RoomID:   h.meta.RoomID,
+		EventID:  ev.EventID(),
+		Type:     ev.Type(),
+		StateKey: ev.StateKey(),
+		Sender:   string(ev.SenderID()),
+		JSON:     ev.JSON(),
+	}
+	if rec.RoomID == "" { // v12 create event: the room ID is derived from it
+		rec.RoomID = "!" + ev.EventID()[1:]
+	}
+	if sk := ev.StateKey(); sk != nil {
+		if old := h.state[tuple{ev.Type(), *sk}]; old != nil {
+			rec.PrevContent = old.Content()
+			rec.PrevSender = string(old.SenderID())
+			rec.ReplacesState = old.EventID()
+		}
+	}
+	return rec
+}
+
+// submit builds the events described by ps in order on top of h (which the
+// caller holds locked), queues them for commit and returns a waiter. The
+// head is advanced optimistically so the next event can be built while this
+// one commits; a failed commit marks the head for reload.
+func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func() ([]string, uint64, error), error) {
+	appends := make([]Append, len(ps)) // fixed size: h.records points into it
+	ids := make([]string, 0, len(ps))
+	for i, p := range ps {
+		ev, err := s.build(h, p)
+		if err != nil {
+			if i > 0 {
+				h.broken = true // earlier events of this call were applied
+			}
+			return nil, err
+		}
+		appends[i] = Append{Event: record(h, ev)}
+		if mod != nil {
+			mod(i, &appends[i])
+		}
+		if h.meta.RoomID == "" { // v12 create: the room ID comes from the event
+			h.meta.RoomID = appends[i].Event.RoomID
+		}
+		h.apply(ev, &appends[i].Event)
+		ids = append(ids, ev.EventID())
+	}
+	wait := s.store.AppendEvents(h.meta.RoomID, appends)
+	users := append(h.members(spec.Join), h.members(spec.Invite)...)
+	for _, a := range appends {
+		if a.Event.Type == spec.MRoomMember && a.Event.StateKey != nil {
+			users = append(users, *a.Event.StateKey)
+		}
+	}
+	return func() ([]string, uint64, error) {
+		poss, err := wait()
+		if err != nil {
+			h.mu.Lock()
+			h.broken = true
+			h.mu.Unlock()
+			slog.Error("commit of room events failed", "room", h.meta.RoomID, "err", err)
+			return nil, 0, mxerr.Internal()
+		}
+		last := poss[len(poss)-1]
+		s.notify.RoomEvent(users, last)
+		return ids, last, nil
+	}, nil
+}
+
+// send builds, commits and waits for one event; the room lock is released
+// before waiting so concurrent senders share a commit.
+func (s *Service) send(roomID string, p proto, mod func(i int, a *Append)) (string, uint64, error) {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return "", 0, err
+	}
+	wait, err := s.submit(h, []proto{p}, mod)
+	h.mu.Unlock()
+	if err != nil {
+		return "", 0, err
+	}
+	ids, pos, err := wait()
+	if err != nil {
+		return "", 0, err
+	}
+	return ids[0], pos, nil
+}
