@@ -246,3 +246,20 @@ func (s *Service) UpdateProfile(user string) error {
 	}
 	return nil
 }
+
+// LeaveAll leaves every room the user is joined or invited to (account
+// deactivation, spec: POST /account/deactivate).
+func (s *Service) LeaveAll(user string) error {
+	ms, err := s.store.Memberships(user)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Membership == spec.Join || m.Membership == spec.Invite || m.Membership == spec.Knock {
+			if err := s.Leave(user, m.RoomID, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+// Package notify wakes /sync long-polls. After a commit (or an ephemeral
+// change such as typing) the writer names the users concerned; only their
+// waiting syncs wake, so a message in one room never touches the others.
+package notify
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Hub is the in-memory wake-up board. It is safe for concurrent use.
+type Hub struct {
+	mu    sync.Mutex
+	chans map[string]chan struct{}
+	eph   atomic.Uint64 // ephemeral stream position (typing, presence)
+}
+
+// New makes a hub.
+func New() *Hub { return &Hub{chans: map[string]chan struct{}{}} }
+
+// Watch returns a channel that is closed at the user's next wake-up. Take
+// it before looking for changes, so a change between the look and the wait
+// is not missed.
+func (h *Hub) Watch(user string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.chans[user]
+	if !ok {
+		ch = make(chan struct{})
+		h.chans[user] = ch
+	}
+	return ch
+}
+
+// Wake wakes the users' waiting syncs.
+func (h *Hub) Wake(users ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range users {
+		if ch, ok := h.chans[u]; ok {
+			close(ch)
+			delete(h.chans, u)
+		}
+	}
+}
+
+// RoomEvent implements rooms.Notifier.
+func (h *Hub) RoomEvent(users []string, _ uint64) { h.Wake(users...) }
+
+// EphemeralPos is the current ephemeral stream position.
+func (h *Hub) EphemeralPos() uint64 { return h.eph.Load() }
+
+// BumpEphemeral advances the ephemeral stream and wakes users; it returns
+// the new position, which the change should be recorded under.
+func (h *Hub) BumpEphemeral(users ...string) uint64 {
+	p := h.eph.Add(1)
+	h.Wake(users...)
+	return p
+}

@@ -1,0 +1,282 @@
+package syncer
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/lichen-hs/lichen/core/filter"
+	"github.com/lichen-hs/lichen/core/rooms"
+)
+
+func reverse(recs []rooms.EventRecord) {
+	for i, j := 0, len(recs)-1; i < j; i, j = i+1, j-1 {
+		recs[i], recs[j] = recs[j], recs[i]
+	}
+}
+
+func allowFunc(f *filter.RoomEventFilter) func(*rooms.EventRecord) bool {
+	if f == nil {
+		return nil
+	}
+	return func(rec *rooms.EventRecord) bool {
+		info := filter.EventInfo{Sender: rec.Sender, Type: rec.Type, RoomID: rec.RoomID}
+		if f.ContainsURL != nil {
+			var c struct {
+				Content json.RawMessage `json:"content"`
+			}
+			_ = json.Unmarshal(rec.JSON, &c)
+			info.HasURL = filter.ContentHasURL(c.Content)
+		}
+		return f.Allows(info)
+	}
+}
+
+// timeline reads the newest events of (from, to] the user may see.
+func (e *Engine) timeline(user string, f *filter.Filter, roomID string, from, to uint64, bounded bool) ([]rooms.EventRecord, bool, error) {
+	limit := f.TimelineLimit(filter.DefaultTimelineLimit)
+	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: allowFunc(f.Timeline())}
+	if bounded {
+		req.To = rooms.FormatToken(from)
+	}
+	if limit == 0 {
+		return nil, true, nil
+	}
+	resp, err := e.rooms.Messages(user, roomID, req)
+	if err != nil {
+		return nil, false, err
+	}
+	reverse(resp.Chunk)
+	return resp.Chunk, resp.End != "", nil
+}
+
+// stateFor filters state events by the state filter and lazy loading.
+func stateFor(f *filter.Filter, user string, state, timeline []rooms.EventRecord) []rooms.EventRecord {
+	sf := f.State()
+	lazy, _ := sf.LazyLoad()
+	var senders map[string]bool
+	if lazy {
+		senders = map[string]bool{user: true}
+		for _, ev := range timeline {
+			senders[ev.Sender] = true
+		}
+	}
+	out := state[:0:0]
+	for _, ev := range state {
+		if lazy && ev.Type == spec.MRoomMember && !senders[*ev.StateKey] {
+			continue
+		}
+		if sf != nil && !sf.Allows(filter.EventInfo{Sender: ev.Sender, Type: ev.Type, RoomID: ev.RoomID}) {
+			continue
+		}
+		out = append(out, ev)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos < out[j].Pos })
+	return out
+}
+
+func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, m rooms.MemberEntry, since, upto Token,
+	accountData []json.RawMessage, peers map[string]bool) (*JoinedRoom, error) {
+	roomID := m.RoomID
+	full := since.Pos == 0 || req.FullState || m.Pos > since.Pos
+	if e.src.Presence != nil {
+		if members, err := e.rooms.JoinedMembers(req.User, roomID); err == nil {
+			for u := range members {
+				peers[u] = true
+			}
+		}
+	}
+	jr := &JoinedRoom{
+		State:       ClientEventList{Events: []rooms.ClientEvent{}},
+		Ephemeral:   EventList{Events: []json.RawMessage{}},
+		AccountData: EventList{Events: []json.RawMessage{}},
+	}
+	changed := false
+	latest, err := e.store.Latest(roomID)
+	if err != nil {
+		return nil, err
+	}
+	var tl []rooms.EventRecord
+	limited := false
+	if full || latest.Pos > since.Pos {
+		tl, limited, err = e.timeline(req.User, f, roomID, since.Pos, upto.Pos, !full)
+		if err != nil {
+			return nil, err
+		}
+		if full {
+			changed = true
+		}
+	}
+	startPos := upto.Pos
+	if len(tl) > 0 {
+		startPos = tl[0].Pos - 1
+		changed = true
+	}
+	jr.Timeline = Timeline{Events: e.rooms.ClientEvents(tl, viewer), Limited: limited, PrevBatch: rooms.FormatToken(startPos)}
+	if jr.Timeline.Events == nil {
+		jr.Timeline.Events = []rooms.ClientEvent{}
+	}
+	var state []rooms.EventRecord
+	if full || limited {
+		all, err := e.store.StateAt(roomID, startPos)
+		if err != nil {
+			return nil, err
+		}
+		if !full {
+			// Only what changed between since and the timeline's start.
+			all = slices.DeleteFunc(all, func(r rooms.EventRecord) bool { return r.Pos <= since.Pos })
+		}
+		state = stateFor(f, req.User, all, tl)
+	}
+	jr.State.Events = e.rooms.ClientEvents(state, viewer)
+	if len(state) > 0 {
+		changed = true
+	}
+
+	// Ephemeral: typing and receipts.
+	ef := f.Ephemeral()
+	if e.src.Typing != nil && (ef == nil || ef.Allows(filter.EventInfo{Type: "m.typing", RoomID: roomID})) {
+		users, tpos := e.src.Typing(roomID)
+		if tpos > since.Eph || (full && len(users) > 0) {
+			if users == nil {
+				users = []string{}
+			}
+			b, _ := json.Marshal(map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": users}})
+			jr.Ephemeral.Events = append(jr.Ephemeral.Events, b)
+			changed = true
+		}
+	}
+	if e.src.Receipts != nil && (ef == nil || ef.Allows(filter.EventInfo{Type: "m.receipt", RoomID: roomID})) {
+		from := since.Pos
+		if full {
+			from = 0
+		}
+		content, err := e.src.Receipts(req.User, roomID, from, upto.Pos)
+		if err != nil {
+			return nil, err
+		}
+		if content != nil {
+			b, _ := json.Marshal(map[string]any{"type": "m.receipt", "content": content})
+			jr.Ephemeral.Events = append(jr.Ephemeral.Events, b)
+			changed = true
+		}
+	}
+	af := f.RoomAccountData()
+	for _, ev := range accountData {
+		var h struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(ev, &h)
+		if af == nil || af.Allows(filter.EventInfo{Type: h.Type, RoomID: roomID}) {
+			jr.AccountData.Events = append(jr.AccountData.Events, ev)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil, nil
+	}
+	if full || hasMembership(tl) || hasMembership(state) {
+		jr.Summary = e.summary(req.User, roomID)
+	}
+	return jr, nil
+}
+
+func hasMembership(recs []rooms.EventRecord) bool {
+	for _, r := range recs {
+		if r.Type == spec.MRoomMember {
+			return true
+		}
+	}
+	return false
+}
+
+// summary computes m.heroes and member counts (spec: "Room summary").
+func (e *Engine) summary(user, roomID string) *Summary {
+	state, err := e.store.CurrentState(roomID)
+	if err != nil {
+		return nil
+	}
+	s := &Summary{Heroes: []string{}}
+	var others []string
+	for _, ev := range state {
+		if ev.Type != spec.MRoomMember {
+			continue
+		}
+		var c struct {
+			Content struct {
+				Membership string `json:"membership"`
+			} `json:"content"`
+		}
+		_ = json.Unmarshal(ev.JSON, &c)
+		switch c.Content.Membership {
+		case spec.Join:
+			s.Joined++
+		case spec.Invite:
+			s.Invited++
+		default:
+			continue
+		}
+		if *ev.StateKey != user {
+			others = append(others, *ev.StateKey)
+		}
+	}
+	sort.Strings(others)
+	if len(others) > 5 {
+		others = others[:5]
+	}
+	s.Heroes = append(s.Heroes, others...)
+	return s
+}
+
+// strippedTypes are the state events an invitee sees (spec: "Stripped state").
+var strippedTypes = map[string]bool{
+	spec.MRoomCreate: true, spec.MRoomJoinRules: true, "m.room.name": true, "m.room.avatar": true,
+	"m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true,
+}
+
+func (e *Engine) invitedRoom(m rooms.MemberEntry) *InvitedRoom {
+	ir := &InvitedRoom{}
+	ir.InviteState.Events = []StrippedEvent{}
+	state, err := e.store.StateAt(m.RoomID, m.Pos)
+	if err != nil {
+		return ir
+	}
+	inv, _ := e.store.EventAt(m.Pos)
+	for _, ev := range state {
+		if strippedTypes[ev.Type] || (ev.Type == spec.MRoomMember && (*ev.StateKey == inv.Sender || ev.EventID == inv.EventID)) {
+			var c struct {
+				Content json.RawMessage `json:"content"`
+			}
+			_ = json.Unmarshal(ev.JSON, &c)
+			ir.InviteState.Events = append(ir.InviteState.Events, StrippedEvent{Content: c.Content, Sender: ev.Sender, StateKey: *ev.StateKey, Type: ev.Type})
+		}
+	}
+	return ir
+}
+
+func (e *Engine) leftRoom(f *filter.Filter, viewer rooms.Viewer, m rooms.MemberEntry, since Token, accountData []json.RawMessage) (*LeftRoom, error) {
+	lr := &LeftRoom{AccountData: EventList{Events: accountData}}
+	if lr.AccountData.Events == nil {
+		lr.AccountData.Events = []json.RawMessage{}
+	}
+	tl, limited, err := e.timeline(viewer.User, f, m.RoomID, since.Pos, m.Pos, since.Pos > 0)
+	if err != nil {
+		return nil, err
+	}
+	startPos := m.Pos
+	if len(tl) > 0 {
+		startPos = tl[0].Pos - 1
+	}
+	state, err := e.store.StateAt(m.RoomID, startPos)
+	if err != nil {
+		return nil, err
+	}
+	if since.Pos > 0 {
+		state = slices.DeleteFunc(state, func(r rooms.EventRecord) bool { return r.Pos <= since.Pos })
+	}
+	lr.State.Events = e.rooms.ClientEvents(stateFor(f, viewer.User, state, tl), viewer)
+	lr.Timeline = Timeline{Events: e.rooms.ClientEvents(tl, viewer), Limited: limited, PrevBatch: rooms.FormatToken(startPos)}
+	return lr, nil
+}
