@@ -470,3 +470,58 @@ func (s *Service) Membership(user, roomID string) (string, error) {
 
 // Store exposes the store for the sync engine's reads.
 func (s *Service) Store() Store { return s.store }
+
+// PushContext is what push rule evaluation needs about a room, read once
+// per sync from the current state.
+type PushContext struct {
+	MemberCount   int
+	DisplayName   string // the user's display name in the room
+	Notifications map[string]int64
+	level         func(user string) int64
+}
+
+// Level is a sender's power level.
+func (p PushContext) Level(user string) int64 { return p.level(user) }
+
+// PushContextFor returns the room's push context for user.
+func (s *Service) PushContextFor(user, roomID string) (PushContext, error) {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return PushContext{}, err
+	}
+	defer h.mu.Unlock()
+	pc := PushContext{MemberCount: len(h.members(spec.Join))}
+	if ev := h.get(spec.MRoomMember, user); ev != nil {
+		var c struct {
+			DisplayName string `json:"displayname"`
+		}
+		_ = json.Unmarshal(ev.Content(), &c)
+		pc.DisplayName = c.DisplayName
+	}
+	pl := h.powerLevels()
+	pc.Notifications = make(map[string]int64, len(pl.Notifications))
+	for k, v := range pl.Notifications {
+		pc.Notifications[k] = v
+	}
+	users := make(map[string]int64, len(pl.Users))
+	for u, l := range pl.Users {
+		users[u] = l
+	}
+	creators := map[string]bool{}
+	for _, u := range h.members(spec.Join) {
+		if h.isCreator(u) {
+			creators[u] = true
+		}
+	}
+	def := pl.UsersDefault
+	pc.level = func(u string) int64 {
+		if creators[u] {
+			return 1 << 53
+		}
+		if l, ok := users[u]; ok {
+			return l
+		}
+		return def
+	}
+	return pc, nil
+}

@@ -19,6 +19,9 @@ type Sender struct {
 // A repeated txnId from the same device returns the first event's ID
 // without sending again (spec: "Transaction identifiers").
 func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawMessage) (string, error) {
+	if err := checkType(typ); err != nil {
+		return "", err
+	}
 	if id, ok := s.store.TxnEvent(from.User, from.Device, txnID); ok && txnID != "" {
 		return id, nil
 	}
@@ -40,6 +43,12 @@ func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawM
 // Setting the same content the same sender set before returns the existing
 // event instead of a duplicate.
 func (s *Service) SetState(user, roomID, typ, stateKey string, content json.RawMessage) (string, error) {
+	if err := checkType(typ); err != nil {
+		return "", err
+	}
+	if len(stateKey) > 255 {
+		return "", mxerr.InvalidParam("state_key is longer than 255 bytes")
+	}
 	if typ == spec.MRoomCreate {
 		return "", mxerr.Forbidden("m.room.create cannot be changed")
 	}
@@ -170,4 +179,16 @@ func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (st
 		return "", err
 	}
 	return ids[0], nil
+}
+
+// checkType enforces the spec's limits on event types ("Size limits":
+// type and state_key at most 255 bytes).
+func checkType(typ string) error {
+	if typ == "" {
+		return mxerr.InvalidParam("event type is empty")
+	}
+	if len(typ) > 255 {
+		return mxerr.InvalidParam("event type is longer than 255 bytes")
+	}
+	return nil
 }

@@ -177,6 +177,7 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 	if !changed {
 		return nil, nil
 	}
+	jr.Unread = e.unread(req.User, roomID, m.Pos, upto.Pos)
 	if full || hasMembership(tl) || hasMembership(state) {
 		jr.Summary = e.summary(req.User, roomID)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lichen-hs/lichen/core/filter"
 	"github.com/lichen-hs/lichen/core/notify"
+	"github.com/lichen-hs/lichen/core/pushrules"
 	"github.com/lichen-hs/lichen/core/rooms"
 )
 
@@ -27,6 +28,11 @@ type Sources struct {
 	Presence func(viewer string, peers []string, sinceEph uint64) []json.RawMessage
 	// SetPresence applies set_presence from the sync request.
 	SetPresence func(user, state string)
+	// Rules is the user's effective push rule set, for unread counts.
+	Rules func(user string) *pushrules.Ruleset
+	// ReadPos is the stream position of the event the user's latest
+	// m.read or m.read.private receipt in the room points at (0: none).
+	ReadPos func(user, roomID string) uint64
 }
 
 // PosSource is the committed position of the persistent streams.
@@ -39,11 +45,14 @@ type Engine struct {
 	pos   PosSource
 	hub   *notify.Hub
 	src   Sources
+
+	unreadC unreadCache
 }
 
 // New makes the sync engine.
 func New(rs *rooms.Service, pos PosSource, hub *notify.Hub, src Sources) *Engine {
-	return &Engine{rooms: rs, store: rs.Store(), pos: pos, hub: hub, src: src}
+	return &Engine{rooms: rs, store: rs.Store(), pos: pos, hub: hub, src: src,
+		unreadC: unreadCache{m: map[[2]string]*unreadEntry{}}}
 }
 
 // Request is a /sync request.
