@@ -22,7 +22,7 @@ type RateLimitConfig struct {
 func DefaultRateLimits() RateLimitConfig {
 	return RateLimitConfig{Enabled: true,
 		LoginPerSecond: 0.5, LoginBurst: 5,
-		RegisterPerSecond: 0.2, RegisterBurst: 3,
+		RegisterPerSecond: 0.5, RegisterBurst: 10,
 		SendPerSecond: 20, SendBurst: 100,
 	}
 }

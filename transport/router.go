@@ -35,10 +35,22 @@ func (r *router) add(method, path string, auth authMode, h Handler) {
 	r.routes = append(r.routes, route{method: method, segments: split(path), h: h, auth: auth})
 }
 
+// legacyV1 are the path prefixes of endpoints that existed in the
+// pre-r0 API (/_matrix/client/api/v1), which some old clients and bots
+// still call; they are served there too.
+var legacyV1 = []string{"/register", "/login", "/logout", "/createRoom", "/join/", "/rooms/",
+	"/profile/", "/presence/", "/publicRooms", "/directory/room/", "/pushrules/"}
+
 // client registers path under every client prefix.
 func (r *router) client(method, path string, auth authMode, h Handler) {
 	for _, p := range clientPrefixes {
 		r.add(method, p+path, auth, h)
+	}
+	for _, l := range legacyV1 {
+		if strings.HasPrefix(path, l) || path == strings.TrimSuffix(l, "/") {
+			r.add(method, "/_matrix/client/api/v1"+path, auth, h)
+			return
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -86,6 +87,16 @@ func setCORS(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	// A bug in one handler answers 500 and is logged; it must not take the
+	// whole server (and every other user's requests) down.
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("handler panic", "method", string(ctx.Method()), "path", string(ctx.Path()), "panic", p, "stack", string(debug.Stack()))
+			ctx.Response.Reset()
+			setCORS(ctx)
+			writeError(ctx, mxerr.Internal())
+		}
+	}()
 	setCORS(ctx)
 	method := string(ctx.Method())
 	if method == fasthttp.MethodOptions {
@@ -112,7 +123,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if tok != "" {
-			sess, err := s.auth.Authenticate(tok)
+			var sess *Session
+			var err error
+			if af, ok := s.auth.(interface {
+				AuthenticateFrom(token, ip string) (*Session, error)
+			}); ok {
+				sess, err = af.AuthenticateFrom(tok, ctx.RemoteIP().String())
+			} else {
+				sess, err = s.auth.Authenticate(tok)
+			}
 			if err != nil {
 				writeError(ctx, mxerr.As(err))
 				return

@@ -525,3 +525,36 @@ func (s *Service) PushContextFor(user, roomID string) (PushContext, error) {
 	}
 	return pc, nil
 }
+
+// JoinedUsers lists the room's joined members without an access check
+// (for wake-ups and presence peers).
+func (s *Service) JoinedUsers(roomID string) []string {
+	h, err := s.lockHead(roomID)
+	if err != nil {
+		return nil
+	}
+	defer h.mu.Unlock()
+	return h.members(spec.Join)
+}
+
+// Peers lists the users who share a joined room with user, user included.
+func (s *Service) Peers(user string) []string {
+	ms, err := s.store.Memberships(user)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{user: true}
+	out := []string{user}
+	for _, m := range ms {
+		if m.Membership != spec.Join {
+			continue
+		}
+		for _, u := range s.JoinedUsers(m.RoomID) {
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}

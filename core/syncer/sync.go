@@ -201,10 +201,15 @@ func newResponse() *Response {
 }
 
 func (e *Engine) build(req Request, since Token) (*Response, error) {
+	// The ephemeral position is read before typing and presence are, so a
+	// change racing this sync is sent now or next time, never lost.
 	upto := Token{Pos: e.pos.Pos(), Eph: e.hub.EphemeralPos()}
 	resp := newResponse()
 	resp.NextBatch = upto.String()
 	f := req.Filter
+	if f == nil {
+		f = &filter.Filter{}
+	}
 	initial := since.Pos == 0 && since.Eph == 0
 
 	ms, err := e.store.Memberships(req.User)
@@ -264,21 +269,20 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 			}
 		}
 	}
-	if e.src.Presence != nil && f.Presence == nil || (f != nil && f.Presence != nil && (f.Presence.Types == nil || len(f.Presence.Types) > 0)) {
-		if e.src.Presence != nil {
-			list := make([]string, 0, len(peers))
-			for p := range peers {
-				list = append(list, p)
+	if e.src.Presence != nil && !(f.Presence != nil && f.Presence.Types != nil && len(f.Presence.Types) == 0) {
+		list := make([]string, 0, len(peers)+1)
+		peers[req.User] = true
+		for p := range peers {
+			list = append(list, p)
+		}
+		sort.Strings(list)
+		for _, ev := range e.src.Presence(req.User, list, since.Eph) {
+			if allowsType(f.Presence, ev) {
+				resp.Presence.Events = append(resp.Presence.Events, ev)
 			}
-			sort.Strings(list)
-			for _, ev := range e.src.Presence(req.User, list, since.Eph) {
-				if allowsType(f.Presence, ev) {
-					resp.Presence.Events = append(resp.Presence.Events, ev)
-				}
-			}
-			if len(resp.Presence.Events) > 0 && !initial {
-				resp.empty = false
-			}
+		}
+		if len(resp.Presence.Events) > 0 && !initial {
+			resp.empty = false
 		}
 	}
 	return resp, nil
