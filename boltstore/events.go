@@ -146,7 +146,7 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 				}
 			}
 			if rec.TxnID != "" {
-				if err := w.Bucket(bucketTxns).Put(key(rec.TxnUser, rec.TxnDevice, rec.TxnID), []byte(rec.EventID)); err != nil {
+				if err := w.Bucket(bucketTxns).Put(key(rec.TxnUser, rec.TxnDevice, rec.TxnScope, rec.TxnID), []byte(rec.EventID)); err != nil {
 					return err
 				}
 			}
@@ -426,10 +426,10 @@ func (s *Store) Timeline(roomID string, from uint64, dir rooms.Direction, fn fun
 	}
 }
 
-func (s *Store) TxnEvent(user, device, txnID string) (string, bool) {
+func (s *Store) TxnEvent(user, device, scope, txnID string) (string, bool) {
 	var id string
 	_ = s.view(func(tx *bolt.Tx) error {
-		id = string(tx.Bucket(bucketTxns).Get(key(user, device, txnID)))
+		id = string(tx.Bucket(bucketTxns).Get(key(user, device, scope, txnID)))
 		return nil
 	})
 	return id, id != ""
@@ -447,6 +447,23 @@ func (s *Store) Memberships(user string) ([]rooms.MemberEntry, error) {
 			}
 			out = append(out, rooms.MemberEntry{RoomID: string(k[len(prefix):]), Membership: m.Membership, Pos: m.Pos, Forgotten: m.Forgotten})
 		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Membership(user, roomID string) (rooms.MemberEntry, error) {
+	var out rooms.MemberEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketMembers).Get(key(user, roomID))
+		if raw == nil {
+			return rooms.ErrNotFound
+		}
+		var m memberEntry
+		if err := cbor.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		out = rooms.MemberEntry{RoomID: roomID, Membership: m.Membership, Pos: m.Pos, Forgotten: m.Forgotten}
 		return nil
 	})
 	return out, err

@@ -81,6 +81,11 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	v := getU64(meta, keySchema)
 	if v == 0 {
+		// Stream positions start at 1, so no sync token of this database
+		// is ever the zero position that means "everything".
+		if err := putU64(meta, keyPos, 1); err != nil {
+			return err
+		}
 		return putU64(meta, keySchema, SchemaVersion)
 	}
 	if v > SchemaVersion {

@@ -7,6 +7,7 @@ package transport
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -48,9 +49,13 @@ func NewServer(cfg Config, auth Authenticator) *Server {
 	}
 	s := &Server{cfg: cfg, auth: auth, limiter: newLimiter(cfg.RateLimit)}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "Lichen",
-		MaxRequestBodySize:    cfg.MaxBodyBytes,
+		Handler:            s.handle,
+		Name:               "Lichen",
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		// Bodies are streamed so an oversized one can be answered with a
+		// Matrix 413 after draining it, instead of a reset connection
+		// that the client never reads an answer from (RFC 9112 §9.6).
+		StreamRequestBody:     true,
 		ReadTimeout:           90 * time.Second,
 		WriteTimeout:          90 * time.Second,
 		IdleTimeout:           120 * time.Second,
@@ -140,7 +145,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if m := ctx.Method(); !bytes.Equal(m, []byte("GET")) && !bytes.Equal(m, []byte("HEAD")) {
-		req.body, req.bodyErr = codec.RequestJSON(string(ctx.Request.Header.ContentType()), ctx.PostBody(), codec.Limits{})
+		raw, err := s.readBody(ctx)
+		if err != nil {
+			writeError(ctx, mxerr.As(err))
+			return
+		}
+		req.body, req.bodyErr = codec.RequestJSON(string(ctx.Request.Header.ContentType()), raw, codec.Limits{})
 	}
 	resp, err := rt.h(req)
 	if err != nil {
@@ -171,6 +181,45 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	writeBody(ctx, status, body)
+}
+
+// drainLimit is how much of an oversized body is read and discarded so the
+// client gets its 413; beyond it the connection is simply closed.
+const (
+	drainLimit = 32 << 20
+	drainTime  = 500 * time.Millisecond
+)
+
+// readBody reads the request body up to the configured limit.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
+	limit := int64(s.cfg.MaxBodyBytes)
+	tooLarge := func(rest io.Reader) error {
+		// Drain what the client is sending, for at most drainTime: a
+		// client still writing then reads the 413; one that sent only
+		// headers is not waited on for long.
+		_ = ctx.Conn().SetReadDeadline(time.Now().Add(drainTime))
+		_, _ = io.Copy(io.Discard, io.LimitReader(rest, drainLimit))
+		ctx.SetConnectionClose()
+		return mxerr.TooLarge("request body is larger than " + itoa(limit) + " bytes")
+	}
+	stream := ctx.RequestBodyStream()
+	if cl := int64(ctx.Request.Header.ContentLength()); cl > limit {
+		if stream == nil {
+			return nil, mxerr.TooLarge("request body is too large")
+		}
+		return nil, tooLarge(stream)
+	}
+	if stream == nil {
+		return ctx.PostBody(), nil
+	}
+	body, err := io.ReadAll(io.LimitReader(stream, limit+1))
+	if err != nil {
+		return nil, mxerr.NotJSON("could not read request body")
+	}
+	if int64(len(body)) > limit {
+		return nil, tooLarge(stream)
+	}
+	return body, nil
 }
 
 func accessToken(ctx *fasthttp.RequestCtx) string {

@@ -140,7 +140,11 @@ func (s *server) stop() (code int, took time.Duration, err error) {
 	took = time.Since(t0)
 	code = s.cmd.ProcessState.ExitCode()
 	if code != 0 {
-		return code, took, fmt.Errorf("server exited with %v after SIGTERM; log tail:\n%s", s.waitErr, s.logTail(15))
+		why := ""
+		if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			why = " (SIGTERM's default action: no handler was installed yet when it served /versions?)"
+		}
+		return code, took, fmt.Errorf("server exited with %v after SIGTERM%s; log tail:\n%s", s.waitErr, why, s.logTail(6))
 	}
 	return 0, took, nil
 }
@@ -164,7 +168,12 @@ func (s *server) logTail(n int) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

@@ -233,8 +233,9 @@ type ingestResult struct {
 	P50, P99           time.Duration
 	CPU                time.Duration // server CPU over the measured part
 	CPUErr             error
-	PeakRSS            int64 // VmHWM after a reset just before the load
-	PeakFromSamples    bool  // the reset failed: PeakRSS is the max of 10 ms samples
+	ClientCPU          time.Duration // this tool's CPU over the same time
+	PeakRSS            int64         // VmHWM after a reset just before the load
+	PeakFromSamples    bool          // the reset failed: PeakRSS is the max of 10 ms samples
 	RSSAfter           int64
 }
 
@@ -265,6 +266,7 @@ func runIngest(ctx context.Context, c *client, pid int, senders []user, roomID s
 	hwmErr := resetPeakRSS(pid)
 	sampler := sampleRSS(pid)
 	cpu0, cpuErr0 := procCPU(pid)
+	self0, _ := procCPU(os.Getpid())
 	const maxPerSender = 1_000_000
 	lat := make([][]time.Duration, len(senders))
 	var errs atomic.Int64
@@ -296,6 +298,8 @@ func runIngest(ctx context.Context, c *client, pid int, senders []user, roomID s
 	wg.Wait()
 	r.Elapsed = time.Since(start)
 	cpu1, cpuErr1 := procCPU(pid)
+	self1, _ := procCPU(os.Getpid())
+	r.ClientCPU = self1 - self0
 	sampled := sampler.stop()
 	r.CPU, r.CPUErr = cpu1-cpu0, errors.Join(cpuErr0, cpuErr1)
 	if hwm, err := procStatus(pid, "VmHWM"); hwmErr == nil && err == nil {

@@ -146,6 +146,10 @@ func serve(cfg Config) error {
 		debug.SetMemoryLimit(40 << 20)
 	}
 	start := time.Now()
+	// Signals are caught before serving starts, so a SIGTERM that arrives
+	// right after the first request still shuts down cleanly.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	a, err := open(cfg)
 	if err != nil {
 		return err
@@ -168,8 +172,6 @@ func serve(cfg Config) error {
 		"data_dir", cfg.DataDir, "registration", cfg.Registration, "startup", time.Since(start).Round(time.Microsecond))
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Serve(ln) }()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case sig := <-sigs:
 		slog.Info("shutting down", "signal", sig.String())
@@ -179,7 +181,9 @@ func serve(cfg Config) error {
 			return err
 		}
 	}
-	// Stop accepting, finish in-flight requests, then close bbolt.
+	// Stop accepting, answer parked long-polls, finish in-flight requests,
+	// then close bbolt.
+	a.hub.Shutdown()
 	done := make(chan struct{})
 	go func() { _ = a.http.Shutdown(); close(done) }()
 	select {

@@ -13,10 +13,19 @@ type Hub struct {
 	mu    sync.Mutex
 	chans map[string]chan struct{}
 	eph   atomic.Uint64 // ephemeral stream position (typing, presence)
+	done  chan struct{}
+	once  sync.Once
 }
 
 // New makes a hub.
-func New() *Hub { return &Hub{chans: map[string]chan struct{}{}} }
+func New() *Hub { return &Hub{chans: map[string]chan struct{}{}, done: make(chan struct{})} }
+
+// Shutdown releases every waiting long-poll for good (server stopping),
+// so in-flight /sync requests answer at once instead of holding shutdown.
+func (h *Hub) Shutdown() { h.once.Do(func() { close(h.done) }) }
+
+// Done is closed by Shutdown.
+func (h *Hub) Done() <-chan struct{} { return h.done }
 
 // Watch returns a channel that is closed at the user's next wake-up. Take
 // it before looking for changes, so a change between the look and the wait

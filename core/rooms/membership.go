@@ -109,8 +109,14 @@ func (s *Service) Leave(user, roomID, reason string) error {
 
 // Invite invites target into the room.
 func (s *Service) Invite(sender, roomID, target, reason string, isDirect bool) error {
-	if _, _, err := ids.ParseUserID(target); err != nil {
+	local, _, err := ids.ParseUserID(target)
+	if err != nil {
 		return err
+	}
+	if !ids.IsCompliantLocalpart(local) {
+		// No account can be created with such a name (historical IDs exist
+		// only on other servers), so this is a malformed request.
+		return mxerr.InvalidParam("invalid user ID " + target)
 	}
 	if _, _, ok := s.users.Profile(target); !ok {
 		if strings.HasSuffix(target, ":"+s.ServerName()) {

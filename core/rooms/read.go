@@ -8,6 +8,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
 )
 
@@ -115,6 +116,13 @@ func (v *visibility) wasJoinedBefore(pos uint64) bool {
 // requireRoom checks the room exists and user has (or had) a membership
 // that lets them read it.
 func (s *Service) readAccess(user, roomID string) (*visibility, error) {
+	if _, _, err := ids.ParseRoomID(roomID); err != nil {
+		return nil, err
+	}
+	if m, err := s.store.Membership(user, roomID); err == nil && m.Forgotten {
+		// spec (forget): the user can no longer retrieve the history.
+		return nil, mxerr.Forbidden("you have forgotten this room")
+	}
 	if _, err := s.store.Room(roomID); err != nil {
 		if err == ErrNotFound {
 			return nil, mxerr.Forbidden("you are not in this room")

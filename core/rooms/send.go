@@ -16,13 +16,15 @@ type Sender struct {
 }
 
 // Send sends a message event (spec: PUT /rooms/{roomId}/send/{type}/{txnId}).
-// A repeated txnId from the same device returns the first event's ID
-// without sending again (spec: "Transaction identifiers").
+// A repeated txnId from the same device on the same request path returns
+// the first event's ID without sending again (spec: "Transaction
+// identifiers": scoped to the device and the endpoint path).
 func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawMessage) (string, error) {
 	if err := checkType(typ); err != nil {
 		return "", err
 	}
-	if id, ok := s.store.TxnEvent(from.User, from.Device, txnID); ok && txnID != "" {
+	scope := "send\x00" + roomID + "\x00" + typ
+	if id, ok := s.store.TxnEvent(from.User, from.Device, scope, txnID); ok && txnID != "" {
 		return id, nil
 	}
 	if typ == spec.MRoomRedaction {
@@ -34,7 +36,7 @@ func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawM
 		return s.Redact(from, roomID, c.Redacts, txnID, c.Reason)
 	}
 	id, _, err := s.send(roomID, proto{Type: typ, Sender: from.User, Content: content}, func(_ int, a *Append) {
-		a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID = from.User, from.Device, txnID
+		a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID, a.Event.TxnScope = from.User, from.Device, txnID, scope
 	})
 	return id, err
 }
@@ -121,7 +123,8 @@ func (s *Service) checkCanonicalAlias(roomID string, content json.RawMessage) er
 // level; the stored event is replaced by its redacted form per the room
 // version's algorithm in the same commit as the redaction event.
 func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (string, error) {
-	if id, ok := s.store.TxnEvent(from.User, from.Device, txnID); ok && txnID != "" {
+	scope := "redact\x00" + roomID + "\x00" + eventID
+	if id, ok := s.store.TxnEvent(from.User, from.Device, scope, txnID); ok && txnID != "" {
 		return id, nil
 	}
 	target, err := s.store.Event(eventID)
@@ -157,7 +160,7 @@ func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (st
 	}
 	wait, err := s.submit(h, []proto{{Type: spec.MRoomRedaction, Sender: from.User, Content: content, Redacts: eventID}},
 		func(_ int, a *Append) {
-			a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID = from.User, from.Device, txnID
+			a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID, a.Event.TxnScope = from.User, from.Device, txnID, scope
 			if redacted != nil {
 				a.Redacts, a.RedactedJSON = eventID, redacted
 			}

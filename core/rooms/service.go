@@ -8,12 +8,14 @@ package rooms
 import (
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	gmsl "github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
 	"github.com/lichen-hs/lichen/core/signing"
 )
@@ -71,6 +73,9 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // head returns the room's loaded head, locked. The caller unlocks h.mu.
 func (s *Service) lockHead(roomID string) (*head, error) {
+	if _, _, err := ids.ParseRoomID(roomID); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	h, ok := s.heads[roomID]
 	if !ok {
@@ -182,6 +187,10 @@ func (s *Service) build(h *head, p proto) (gmsl.PDU, error) {
 	}
 	ev, err := eb.Build(s.now(), s.serverName, gmsl.KeyID(s.key.ID), s.key.Private)
 	if err != nil {
+		if strings.Contains(err.Error(), "too long") {
+			// Spec: "Size limits": a PDU is at most 65536 bytes.
+			return nil, mxerr.TooLarge("event is larger than 65536 bytes")
+		}
 		return nil, mxerr.BadJSON("cannot build event: " + err.Error())
 	}
 	if len(ev.JSON()) > 65536 {

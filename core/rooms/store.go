@@ -28,6 +28,7 @@ type EventRecord struct {
 	TxnUser   string `cbor:",omitempty"`
 	TxnDevice string `cbor:",omitempty"`
 	TxnID     string `cbor:",omitempty"`
+	TxnScope  string `cbor:",omitempty"` // the request path the txn ID is scoped to
 
 	// RedactedBy is the event ID of the redaction applied to this event.
 	RedactedBy string `cbor:",omitempty"`
@@ -94,8 +95,10 @@ type Store interface {
 	// yields positions <= from descending.
 	Timeline(roomID string, from uint64, dir Direction, fn func(EventRecord) bool) error
 
-	// TxnEvent is the event ID a (user, device, txnID) already produced.
-	TxnEvent(user, device, txnID string) (string, bool)
+	// TxnEvent is the event ID a (user, device, scope, txnID) already produced.
+	TxnEvent(user, device, scope, txnID string) (string, bool)
+	// Membership is the user's membership entry in one room.
+	Membership(user, roomID string) (MemberEntry, error)
 
 	// Memberships lists the rooms a user has a membership in.
 	Memberships(user string) ([]MemberEntry, error)

@@ -182,6 +182,9 @@ func (e *Engine) Sync(req Request) (*Response, error) {
 		case <-watch:
 			timer.Stop()
 		case <-timer.C:
+		case <-e.hub.Done():
+			timer.Stop()
+			return resp, nil
 		}
 	}
 }
@@ -210,7 +213,7 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 	if f == nil {
 		f = &filter.Filter{}
 	}
-	initial := since.Pos == 0 && since.Eph == 0
+	initial := req.Since == ""
 
 	ms, err := e.store.Memberships(req.User)
 	if err != nil {
