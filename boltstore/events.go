@@ -109,7 +109,10 @@ func stateTuple(typ, key string) []byte { return append(append(append([]byte(typ
 
 func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64, error) {
 	poss := make([]uint64, len(evs))
+	var redactedPos []uint64
+	var txID int64
 	ch := s.c.enqueue(func(w *wtx) error {
+		redactedPos, txID = redactedPos[:0], int64(w.ID())
 		nid, ok := s.nid(w.Tx, roomID)
 		if !ok {
 			return rooms.ErrNotFound
@@ -151,9 +154,11 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 				}
 			}
 			if a.Redacts != "" {
-				if err := redactStored(w.Tx, a.Redacts, a.RedactedJSON, rec.EventID); err != nil {
+				p, err := redactStored(w.Tx, a.Redacts, a.RedactedJSON, rec.EventID)
+				if err != nil {
 					return err
 				}
+				redactedPos = append(redactedPos, p)
 			}
 		}
 		return nil
@@ -162,34 +167,31 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 		if err := <-ch; err != nil {
 			return nil, err
 		}
+		if len(redactedPos) > 0 {
+			s.cache.invalidate(txID, redactedPos...)
+		}
 		return poss, nil
 	}
 }
 
-func redactStored(tx *bolt.Tx, eventID string, redacted []byte, by string) error {
+func redactStored(tx *bolt.Tx, eventID string, redacted []byte, by string) (uint64, error) {
 	p := tx.Bucket(bucketEventIDs).Get([]byte(eventID))
 	if p == nil {
-		return nil
+		return 0, nil
 	}
 	rec, err := getRecord(tx, p)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rec.JSON, rec.RedactedBy = redacted, by
-	return putRecord(tx, &rec)
+	return rec.Pos, putRecord(tx, &rec)
 }
 
 func putRecord(tx *bolt.Tx, rec *rooms.EventRecord) error {
 	return tx.Bucket(bucketEvents).Put(u64(rec.Pos), encodeRecord(rec))
 }
 
-func getRecord(tx *bolt.Tx, pos []byte) (rooms.EventRecord, error) {
-	raw := tx.Bucket(bucketEvents).Get(pos)
-	if raw == nil {
-		return rooms.EventRecord{}, rooms.ErrNotFound
-	}
-	return decodeRecord(raw)
-}
+func getRecord(tx *bolt.Tx, pos []byte) (rooms.EventRecord, error) { return cachedRecord(tx, pos) }
 
 func membershipOfJSON(pdu []byte) string {
 	var f struct {
@@ -359,8 +361,12 @@ func (s *Store) Latest(roomID string) (rooms.EventRecord, error) {
 // Timeline reads in chunks, each in its own read transaction, and calls fn
 // outside any transaction: fn may read the store again, and nesting bbolt
 // read transactions in one goroutine can deadlock against a remapping writer.
+//
+// Chunks start small and double up to 128: most callers stop early (an
+// incremental sync wants one or two events, a sync timeline 10 or 20),
+// and records are decoded as they are read.
 func (s *Store) Timeline(roomID string, from uint64, dir rooms.Direction, fn func(rooms.EventRecord) bool) error {
-	const chunk = 64
+	chunk := 8
 	cur := from
 	for {
 		var recs []rooms.EventRecord
@@ -414,6 +420,7 @@ func (s *Store) Timeline(roomID string, from uint64, dir rooms.Direction, fn fun
 		if len(recs) < chunk {
 			return nil
 		}
+		chunk = min(chunk*2, 128)
 		last := recs[len(recs)-1].Pos
 		if dir == rooms.Forward {
 			cur = last

@@ -18,6 +18,18 @@ type users map[string]string
 
 func (u users) Profile(id string) (string, string, bool) { d, ok := u[id]; return d, "", ok }
 
+func newRoomsB(b *testing.B) (*rooms.Service, *Store, string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "lichen.db")
+	st, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	key, _ := signing.Generate()
+	return rooms.New(st, "test.local", key, nopNotifier{}, users{"@a:test.local": "A", "@b:test.local": "B"}), st, path
+}
+
 func newRooms(t *testing.T) (*rooms.Service, *Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lichen.db")

@@ -42,10 +42,16 @@ func register(name string) []byte {
 
 // Store is the database. It is safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	c   *committer
-	pos atomic.Uint64 // last committed stream position (see Pos)
+	db    *bolt.DB
+	c     *committer
+	pos   atomic.Uint64 // last committed stream position (see Pos)
+	cache *eventCache
 }
+
+// eventCacheSize bounds the decoded-record cache: about 1 KiB each, so
+// 4 MiB at most, within the board's memory budget, and enough for an
+// initial sync of 50 rooms x 20 events with their state.
+const eventCacheSize = 4096
 
 // Open opens (or creates) the database file at path.
 func Open(path string) (*Store, error) {
@@ -59,7 +65,8 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, cache: newEventCache(eventCacheSize)}
+	caches.Store(db, s.cache)
 	if err := db.Update(s.initSchema); err != nil {
 		db.Close()
 		return nil, err
@@ -108,6 +115,7 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 
 // Close stops the committer after flushing queued writes and closes the file.
 func (s *Store) Close() error {
+	caches.Delete(s.db)
 	s.c.close()
 	return s.db.Close()
 }

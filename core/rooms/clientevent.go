@@ -3,6 +3,8 @@ package rooms
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // Viewer is who an event is formatted for: the transaction ID is only shown
@@ -36,39 +38,32 @@ type Unsigned struct {
 	Membership      string          `json:"membership,omitempty"`
 }
 
-// pduFields are the PDU fields a ClientEvent needs beyond the record's.
-type pduFields struct {
-	Content        json.RawMessage `json:"content"`
-	OriginServerTS int64           `json:"origin_server_ts"`
-	Redacts        string          `json:"redacts"`
-}
 
 // Format turns a stored record into a ClientEvent for viewer v.
 // redactedBecause, when the event is redacted, is the redaction's record.
 func Format(rec *EventRecord, v Viewer, now time.Time, redactedBecause *EventRecord) ClientEvent {
-	var f pduFields
-	_ = json.Unmarshal(rec.JSON, &f)
-	if len(f.Content) == 0 {
-		f.Content = json.RawMessage("{}")
+	// gjson reads the three fields without decoding the rest of the PDU
+	// (signatures, hashes, auth and prev events), which sync does per event.
+	f := gjson.GetManyBytes(rec.JSON, "content", "origin_server_ts", "redacts")
+	content := json.RawMessage("{}")
+	if f[0].IsObject() {
+		content = json.RawMessage(f[0].Raw)
 	}
+	ts := f[1].Int()
 	ev := ClientEvent{
-		Content:        f.Content,
+		Content:        content,
 		EventID:        rec.EventID,
-		OriginServerTS: f.OriginServerTS,
+		OriginServerTS: ts,
 		RoomID:         rec.RoomID,
 		Sender:         rec.Sender,
 		StateKey:       rec.StateKey,
 		Type:           rec.Type,
-		Redacts:        f.Redacts,
+		Redacts:        f[2].String(),
 	}
 	if ev.Type == "m.room.redaction" && ev.Redacts == "" {
-		var c struct {
-			Redacts string `json:"redacts"`
-		}
-		_ = json.Unmarshal(f.Content, &c)
-		ev.Redacts = c.Redacts
+		ev.Redacts = gjson.GetBytes(content, "redacts").String()
 	}
-	u := &Unsigned{Age: now.UnixMilli() - f.OriginServerTS}
+	u := &Unsigned{Age: now.UnixMilli() - ts}
 	if rec.TxnID != "" && rec.TxnUser == v.User && rec.TxnDevice == v.Device {
 		u.TransactionID = rec.TxnID
 	}

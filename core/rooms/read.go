@@ -71,6 +71,12 @@ func membershipOf(rec *EventRecord) string {
 }
 
 func (v *visibility) canSee(rec *EventRecord) bool {
+	// Fast path: a user joined now, whose current membership event is
+	// older than the event, was joined when it was sent, which every
+	// history_visibility setting allows.
+	if v.current == spec.Join && rec.Pos >= v.leavePos {
+		return true
+	}
 	hv := "shared"
 	if h, err := v.s.store.StateEventAt(v.roomID, rec.Pos, spec.MRoomHistoryVisibility, ""); err == nil {
 		var f struct {
