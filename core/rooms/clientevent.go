@@ -38,7 +38,6 @@ type Unsigned struct {
 	Membership      string          `json:"membership,omitempty"`
 }
 
-
 // Format turns a stored record into a ClientEvent for viewer v.
 // redactedBecause, when the event is redacted, is the redaction's record.
 func Format(rec *EventRecord, v Viewer, now time.Time, redactedBecause *EventRecord) ClientEvent {

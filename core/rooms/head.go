@@ -22,6 +22,11 @@ type head struct {
 	state   map[tuple]gmsl.PDU
 	records map[tuple]*EventRecord // the stored records of state, for prev_content
 	broken  bool                   // a queued write failed: reload before use
+
+	// Derived from state, kept so hot paths (every send wakes the
+	// members, every sync asks for push context) parse no JSON.
+	memberships map[string]string // user -> membership
+	creators    map[string]bool
 }
 
 func (h *head) get(typ, key string) gmsl.PDU { return h.state[tuple{typ, key}] }
@@ -39,27 +44,42 @@ func (h *head) ThirdPartyInvite(k string) (gmsl.PDU, error) {
 func (h *head) Valid() bool { return true }
 
 // membership of user in current state ("" when none).
-func (h *head) membership(user string) string {
-	ev := h.get(spec.MRoomMember, user)
-	if ev == nil {
-		return ""
-	}
-	m, _ := ev.Membership()
-	return m
-}
+func (h *head) membership(user string) string { return h.memberships[user] }
 
 // members lists users with the given membership.
 func (h *head) members(membership string) []string {
 	var out []string
-	for t, ev := range h.state {
-		if t.typ != spec.MRoomMember {
-			continue
-		}
-		if m, _ := ev.Membership(); m == membership {
-			out = append(out, t.key)
+	for u, m := range h.memberships {
+		if m == membership {
+			out = append(out, u)
 		}
 	}
 	return out
+}
+
+// derive updates the derived fields for a state event now current.
+func (h *head) derive(ev gmsl.PDU) {
+	if h.memberships == nil {
+		h.memberships = map[string]string{}
+	}
+	switch ev.Type() {
+	case spec.MRoomMember:
+		m, _ := ev.Membership()
+		h.memberships[*ev.StateKey()] = m
+	case spec.MRoomCreate:
+		h.creators = map[string]bool{}
+		if !h.ver.PrivilegedCreators() {
+			return
+		}
+		h.creators[string(ev.SenderID())] = true
+		var content struct {
+			AdditionalCreators []string `json:"additional_creators"`
+		}
+		_ = jsonUnmarshal(ev.Content(), &content)
+		for _, u := range content.AdditionalCreators {
+			h.creators[u] = true
+		}
+	}
 }
 
 // powerLevels parses the current power levels (defaults when absent).
@@ -87,28 +107,7 @@ func (h *head) userLevel(user string) int64 {
 	return pl.UserLevel(spec.SenderID(user))
 }
 
-func (h *head) isCreator(user string) bool {
-	if !h.ver.PrivilegedCreators() {
-		return false
-	}
-	c := h.get(spec.MRoomCreate, "")
-	if c == nil {
-		return false
-	}
-	if string(c.SenderID()) == user {
-		return true
-	}
-	var content struct {
-		AdditionalCreators []string `json:"additional_creators"`
-	}
-	_ = jsonUnmarshal(c.Content(), &content)
-	for _, u := range content.AdditionalCreators {
-		if u == user {
-			return true
-		}
-	}
-	return false
-}
+func (h *head) isCreator(user string) bool { return h.creators[user] }
 
 // apply records an accepted event in the head.
 func (h *head) apply(ev gmsl.PDU, rec *EventRecord) {
@@ -118,5 +117,6 @@ func (h *head) apply(ev gmsl.PDU, rec *EventRecord) {
 		t := tuple{ev.Type(), *sk}
 		h.state[t] = ev
 		h.records[t] = rec
+		h.derive(ev)
 	}
 }

@@ -521,12 +521,7 @@ func (s *Service) PushContextFor(user, roomID string) (PushContext, error) {
 	for u, l := range pl.Users {
 		users[u] = l
 	}
-	creators := map[string]bool{}
-	for _, u := range h.members(spec.Join) {
-		if h.isCreator(u) {
-			creators[u] = true
-		}
-	}
+	creators := h.creators
 	def := pl.UsersDefault
 	pc.level = func(u string) int64 {
 		if creators[u] {

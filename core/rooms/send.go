@@ -170,6 +170,7 @@ func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (st
 		if cur := h.get(target.Type, *target.StateKey); cur != nil && cur.EventID() == eventID {
 			if ev, perr := h.ver.NewEventFromTrustedJSONWithEventID(eventID, redacted, true); perr == nil {
 				h.state[tuple{target.Type, *target.StateKey}] = ev
+				h.derive(ev)
 			}
 		}
 	}

@@ -112,6 +112,8 @@ func (s *Service) loadHead(roomID string, h *head) error {
 	h.meta, h.ver = meta, ver
 	h.state = make(map[tuple]gmsl.PDU, len(recs))
 	h.records = make(map[tuple]*EventRecord, len(recs))
+	h.memberships = map[string]string{}
+	h.creators = map[string]bool{}
 	for i := range recs {
 		ev, err := ver.NewEventFromTrustedJSONWithEventID(recs[i].EventID, recs[i].JSON, recs[i].RedactedBy != "")
 		if err != nil {
@@ -120,6 +122,7 @@ func (s *Service) loadHead(roomID string, h *head) error {
 		t := tuple{recs[i].Type, *recs[i].StateKey}
 		h.state[t] = ev
 		h.records[t] = &recs[i]
+		h.derive(ev)
 	}
 	latest, err := s.store.Latest(roomID)
 	if err != nil {

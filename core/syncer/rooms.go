@@ -82,10 +82,8 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 	roomID := m.RoomID
 	full := since.Pos == 0 || req.FullState || m.Pos > since.Pos
 	if e.src.Presence != nil {
-		if members, err := e.rooms.JoinedMembers(req.User, roomID); err == nil {
-			for u := range members {
-				peers[u] = true
-			}
+		for _, u := range e.rooms.JoinedUsers(roomID) {
+			peers[u] = true
 		}
 	}
 	jr := &JoinedRoom{
