@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -47,6 +48,17 @@ func loadFile(cfg *Config, path string) error {
 	d := toml.NewDecoder(strings.NewReader(string(b)))
 	d.DisallowUnknownFields()
 	if err := d.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			// Name the unknown keys: a typo in a hand-edited file on a
+			// board is when the key name matters most.
+			var keys []string
+			for _, e := range strict.Errors {
+				row, _ := e.Position()
+				keys = append(keys, fmt.Sprintf("%s (line %d)", strings.Join(e.Key(), "."), row))
+			}
+			return fmt.Errorf("%s: unknown key %s (see configs/lichen.toml)", path, strings.Join(keys, ", "))
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
