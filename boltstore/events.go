@@ -117,6 +117,11 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 		if !ok {
 			return rooms.ErrNotFound
 		}
+		// These keys grow with the stream position (per room for
+		// roomnid_pos), so a page once split is never written again: fill
+		// it, where bbolt's default 0.5 leaves every page half empty.
+		w.Bucket(bucketEvents).FillPercent = appendFill
+		w.Bucket(bucketRoomPos).FillPercent = appendFill
 		for i := range evs {
 			a := &evs[i]
 			pos := w.nextPos()
@@ -297,6 +302,27 @@ func getPosSuffix(k []byte) uint64 {
 		v = v<<8 | uint64(b)
 	}
 	return v
+}
+
+func (s *Store) StateHistory(roomID, typ, stateKey string) ([]rooms.EventRecord, error) {
+	var out []rooms.EventRecord
+	err := s.view(func(tx *bolt.Tx) error {
+		nid, ok := s.nid(tx, roomID)
+		if !ok {
+			return rooms.ErrNotFound
+		}
+		t := append(u64(nid), stateTuple(typ, stateKey)...)
+		c := tx.Bucket(bucketStateHist).Cursor()
+		for k, _ := c.Seek(t); k != nil && bytes.HasPrefix(k, t) && len(k) == len(t)+8; k, _ = c.Next() {
+			rec, err := getRecord(tx, k[len(t):])
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (s *Store) StateEventAt(roomID string, pos uint64, typ, stateKey string) (rooms.EventRecord, error) {

@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -90,7 +91,7 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 	// before v11, the creator key (spec: m.room.create).
 	create := map[string]json.RawMessage{}
 	if len(req.CreationContent) > 0 {
-		if err := json.Unmarshal(req.CreationContent, &create); err != nil {
+		if err := json.Unmarshal(req.CreationContent, &create); err != nil || create == nil {
 			return "", mxerr.BadJSON("creation_content must be an object")
 		}
 	}
@@ -119,17 +120,37 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 	}
 	users := pl["users"].(map[string]int64)
 	if ver.PrivilegedCreators() {
-		// v12 (MSC4289): creators have infinite power and must not be listed.
+		// v12 (MSC4289): creators have infinite power and must not be
+		// listed; tombstoning must need more than state_default
+		// (create_room.yaml).
 		delete(users, sender)
+		pl["events"].(map[string]int64)["m.room.tombstone"] = 150
 	}
 	if req.Preset == "trusted_private_chat" {
-		for _, inv := range req.Invite {
-			users[inv] = 100
+		if ver.PrivilegedCreators() {
+			// v12: invitees become additional creators instead
+			// (create_room.yaml, creation_content).
+			var extra []string
+			if raw, ok := create["additional_creators"]; ok {
+				if err := json.Unmarshal(raw, &extra); err != nil {
+					return "", mxerr.BadJSON("creation_content.additional_creators must be a list of user IDs")
+				}
+			}
+			for _, inv := range req.Invite {
+				if inv != sender && !slices.Contains(extra, inv) {
+					extra = append(extra, inv)
+				}
+			}
+			create["additional_creators"], _ = json.Marshal(extra)
+		} else {
+			for _, inv := range req.Invite {
+				users[inv] = 100
+			}
 		}
 	}
 	if len(req.PowerLevelContentOverride) > 0 {
 		var ov map[string]json.RawMessage
-		if err := json.Unmarshal(req.PowerLevelContentOverride, &ov); err != nil {
+		if err := json.Unmarshal(req.PowerLevelContentOverride, &ov); err != nil || ov == nil {
 			return "", mxerr.BadJSON("power_level_content_override must be an object")
 		}
 		for k, v := range ov {
@@ -166,6 +187,9 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 	for _, st := range req.InitialState {
 		if st.Type == "" {
 			return "", mxerr.BadJSON("initial_state entries need a type")
+		}
+		if c := bytes.TrimSpace(st.Content); len(c) == 0 || c[0] != '{' {
+			return "", mxerr.BadJSON("initial_state content of " + st.Type + " must be an object")
 		}
 		if st.Type == spec.MRoomCreate || st.Type == spec.MRoomMember || st.Type == spec.MRoomPowerLevels {
 			continue // the spec gives those their own fields

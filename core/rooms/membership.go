@@ -136,8 +136,8 @@ func (s *Service) Invite(sender, roomID, target, reason string, isDirect bool) e
 		h.mu.Unlock()
 		return mxerr.Forbidden(target + " is banned from the room")
 	case spec.Invite:
-		// Re-inviting is a no-op when the sender may invite.
-		if h.membership(sender) == spec.Join {
+		// Re-inviting is a no-op when the sender may invite at all.
+		if h.membership(sender) == spec.Join && h.userLevel(sender) >= h.powerLevels().Invite {
 			h.mu.Unlock()
 			return nil
 		}

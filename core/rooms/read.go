@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,23 +38,56 @@ func ParseToken(tok string) (uint64, error) {
 func FormatToken(pos uint64) string { return "t" + strconv.FormatUint(pos, 10) }
 
 // visibility answers "may user see this event" per the spec's history
-// visibility rules (client-server-api "History visibility"), caching the
-// lookups of one request.
+// visibility rules (client-server-api, modules/history_visibility, "Server
+// behaviour"). It loads the user's membership history and the room's
+// history_visibility history once, so each check is a lookup in memory.
 type visibility struct {
-	s        *Service
 	user     string
-	roomID   string
 	current  string // user's current membership
-	leavePos uint64 // position of the user's current non-join membership
+	leavePos uint64 // position of the user's current membership event
+	members  []stateStep
+	hv       []stateStep
+}
+
+// stateStep is one value a state entry took, from position Pos on.
+type stateStep struct {
+	Pos   uint64
+	Value string
+}
+
+// at is the value in force at pos (inclusive), "" before the first step.
+func at(steps []stateStep, pos uint64) string {
+	i := sort.Search(len(steps), func(i int) bool { return steps[i].Pos > pos })
+	if i == 0 {
+		return ""
+	}
+	return steps[i-1].Value
 }
 
 func (s *Service) newVisibility(user, roomID string) (*visibility, error) {
-	v := &visibility{s: s, user: user, roomID: roomID}
-	if rec, err := s.store.StateEventAt(roomID, ^uint64(0), spec.MRoomMember, user); err == nil {
-		v.current = membershipOf(&rec)
-		v.leavePos = rec.Pos
-	} else if err != ErrNotFound {
+	v := &visibility{user: user}
+	mh, err := s.store.StateHistory(roomID, spec.MRoomMember, user)
+	if err != nil {
 		return nil, err
+	}
+	for i := range mh {
+		v.members = append(v.members, stateStep{mh[i].Pos, membershipOf(&mh[i])})
+	}
+	if n := len(v.members); n > 0 {
+		v.current, v.leavePos = v.members[n-1].Value, v.members[n-1].Pos
+	}
+	hh, err := s.store.StateHistory(roomID, spec.MRoomHistoryVisibility, "")
+	if err != nil {
+		return nil, err
+	}
+	for i := range hh {
+		var f struct {
+			Content struct {
+				HistoryVisibility string `json:"history_visibility"`
+			} `json:"content"`
+		}
+		_ = json.Unmarshal(hh[i].JSON, &f)
+		v.hv = append(v.hv, stateStep{hh[i].Pos, f.Content.HistoryVisibility})
 	}
 	return v, nil
 }
@@ -72,51 +106,49 @@ func membershipOf(rec *EventRecord) string {
 
 func (v *visibility) canSee(rec *EventRecord) bool {
 	// Fast path: a user joined now, whose current membership event is
-	// older than the event, was joined when it was sent, which every
-	// history_visibility setting allows.
+	// older than the event, was joined when it was sent.
 	if v.current == spec.Join && rec.Pos >= v.leavePos {
 		return true
 	}
-	hv := "shared"
-	if h, err := v.s.store.StateEventAt(v.roomID, rec.Pos, spec.MRoomHistoryVisibility, ""); err == nil {
-		var f struct {
-			Content struct {
-				HistoryVisibility string `json:"history_visibility"`
-			} `json:"content"`
-		}
-		if json.Unmarshal(h.JSON, &f) == nil && f.Content.HistoryVisibility != "" {
-			hv = f.Content.HistoryVisibility
-		}
-	}
-	if hv == "world_readable" {
+	if v.allowedAt(rec.Pos) {
 		return true
 	}
-	// A user who is no longer joined sees nothing after they left.
-	if v.current != spec.Join && rec.Pos > v.leavePos {
-		return false
+	// history_visibility changes, and the user's own membership events,
+	// are visible if the state before OR after them allows it.
+	if rec.Type == spec.MRoomHistoryVisibility || (rec.Type == spec.MRoomMember && rec.StateKey != nil && *rec.StateKey == v.user) {
+		return rec.Pos > 0 && v.allowedAt(rec.Pos-1)
 	}
-	atMember := ""
-	if m, err := v.s.store.StateEventAt(v.roomID, rec.Pos, spec.MRoomMember, v.user); err == nil {
-		atMember = membershipOf(&m)
-	}
-	switch hv {
-	case "shared":
-		return v.current == spec.Join || atMember == spec.Join || v.wasJoinedBefore(rec.Pos)
-	case "invited":
-		return atMember == spec.Join || atMember == spec.Invite
-	default: // joined
-		return atMember == spec.Join
-	}
+	return false
 }
 
-// wasJoinedBefore: for a user who has left, "shared" history is visible up
-// to the leave when they were joined right before it.
-func (v *visibility) wasJoinedBefore(pos uint64) bool {
-	if v.current == spec.Join || v.leavePos == 0 || pos > v.leavePos {
-		return false
+// allowedAt applies the spec's rules with the state as of pos.
+func (v *visibility) allowedAt(pos uint64) bool {
+	hv := at(v.hv, pos)
+	switch hv {
+	case "world_readable", "shared", "invited", "joined":
+	default:
+		hv = "shared" // absent or not understood
 	}
-	prev, err := v.s.store.StateEventAt(v.roomID, v.leavePos-1, spec.MRoomMember, v.user)
-	return err == nil && membershipOf(&prev) == spec.Join
+	member := at(v.members, pos)
+	switch {
+	case hv == "world_readable", member == spec.Join:
+		return true
+	case hv == "shared" && v.joinedAfter(pos):
+		return true
+	case member == spec.Invite && hv == "invited":
+		return true
+	}
+	return false
+}
+
+// joinedAfter: the user joined the room at some point after pos.
+func (v *visibility) joinedAfter(pos uint64) bool {
+	for _, m := range v.members {
+		if m.Pos > pos && m.Value == spec.Join {
+			return true
+		}
+	}
+	return false
 }
 
 // requireRoom checks the room exists and user has (or had) a membership

@@ -7,7 +7,9 @@ package rooms
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
+	"github.com/lichen-hs/lichen/core/pdu"
 	"github.com/lichen-hs/lichen/core/signing"
 )
 
@@ -184,15 +187,14 @@ func (s *Service) build(h *head, p proto) (gmsl.PDU, error) {
 	if p.Type == spec.MRoomCreate && h.ver.DomainlessRoomIDs() {
 		pe.RoomID = ""
 	}
-	eb := h.ver.NewEventBuilderFromProtoEvent(&pe)
-	if err := eb.AddAuthEvents(h); err != nil {
-		return nil, mxerr.Forbidden(err.Error())
-	}
-	ev, err := eb.Build(s.now(), s.serverName, gmsl.KeyID(s.key.ID), s.key.Private)
+	ev, err := s.sign(h, &pe)
 	if err != nil {
 		if strings.Contains(err.Error(), "too long") {
 			// Spec: "Size limits": a PDU is at most 65536 bytes.
 			return nil, mxerr.TooLarge("event is larger than 65536 bytes")
+		}
+		if me, ok := err.(*mxerr.Error); ok {
+			return nil, me
 		}
 		return nil, mxerr.BadJSON("cannot build event: " + err.Error())
 	}
@@ -204,6 +206,56 @@ func (s *Service) build(h *head, p proto) (gmsl.PDU, error) {
 		return nil, mxerr.Forbidden(err.Error())
 	}
 	return ev, nil
+}
+
+// sign fills in auth events, hashes and the signature. Room versions 3+
+// use core/pdu, which writes the same bytes as gomatrixserverlib's
+// EventBuilder.Build (tested byte for byte) at a fraction of the cost:
+// measured 350 us per message in Build against a budget of 0.5 s CPU per
+// 1,000 messages for the whole server. Other versions use Build.
+func (s *Service) sign(h *head, pe *gmsl.ProtoEvent) (gmsl.PDU, error) {
+	if !pdu.Supported(h.meta.Version) {
+		return s.signGMSL(h, pe)
+	}
+	pe.Version = h.ver
+	needed, err := gmsl.StateNeededForProtoEvent(pe)
+	if err != nil {
+		return nil, mxerr.BadJSON(err.Error())
+	}
+	refs, err := needed.AuthEventReferences(h)
+	if err != nil {
+		return nil, mxerr.Forbidden(err.Error())
+	}
+	if h.ver.DomainlessRoomIDs() && pe.RoomID != "" {
+		// v12: the create event is implied by the room ID (as AddAuthEvents does).
+		createID := "$" + pe.RoomID[1:]
+		refs = slices.DeleteFunc(refs, func(id string) bool { return id == createID })
+	}
+	prev, _ := pe.PrevEvents.([]string)
+	out, err := pdu.Build(pdu.Input{
+		RoomVersion: h.meta.Version, RoomID: pe.RoomID, Sender: pe.SenderID, Type: pe.Type,
+		StateKey: pe.StateKey, Content: json.RawMessage(pe.Content), Redacts: pe.Redacts,
+		PrevEvents: prev, AuthEvents: refs, Depth: pe.Depth, Origin: string(s.serverName),
+		OriginServerTS: s.now().UnixMilli(), KeyID: s.key.ID, PrivateKey: s.key.Private,
+	})
+	switch {
+	case errors.Is(err, pdu.ErrUnsupported):
+		pe.Version = nil
+		return s.signGMSL(h, pe)
+	case errors.Is(err, pdu.ErrUnverifiable):
+		return nil, mxerr.BadJSON("event content cannot be signed verifiably (lone surrogate escapes or duplicate keys)")
+	case err != nil:
+		return nil, err
+	}
+	return h.ver.NewEventFromTrustedJSONWithEventID(out.EventID, out.JSON, false)
+}
+
+func (s *Service) signGMSL(h *head, pe *gmsl.ProtoEvent) (gmsl.PDU, error) {
+	eb := h.ver.NewEventBuilderFromProtoEvent(pe)
+	if err := eb.AddAuthEvents(h); err != nil {
+		return nil, mxerr.Forbidden(err.Error())
+	}
+	return eb.Build(s.now(), s.serverName, gmsl.KeyID(s.key.ID), s.key.Private)
 }
 
 func marshalContent(c any) (json.RawMessage, error) {

@@ -86,6 +86,8 @@ type Store interface {
 	CurrentState(roomID string) ([]EventRecord, error)
 	// StateAt is the room's state as of stream position pos (inclusive).
 	StateAt(roomID string, pos uint64) ([]EventRecord, error)
+	// StateHistory is every event that set one state entry, oldest first.
+	StateHistory(roomID, typ, stateKey string) ([]EventRecord, error)
 	// StateEventAt is one state entry as of pos (inclusive).
 	StateEventAt(roomID string, pos uint64, typ, stateKey string) (EventRecord, error)
 	// Latest is the room's newest event.
