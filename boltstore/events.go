@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
@@ -22,7 +23,7 @@ var (
 	bucketStateHist   = register("roomnid_statehist") // NID|type\0key\0|pos -> ""
 	bucketStateNow    = register("roomnid_state")     // NID|type\0key -> pos
 	bucketMembers     = register("user_membership")   // user\0room -> cbor memberEntry
-	bucketTxns        = register("txn_eventid")       // user\0device\0txn -> event ID
+	bucketTxns        = register("txnhash_pos")       // txnKey(user, device, scope, txn) -> pos
 	bucketAliases     = register("alias_room")        // alias -> room\0creator
 	bucketRoomAliases = register("room_alias")        // room\0alias -> ""
 	bucketPublished   = register("room_published")    // room -> ""
@@ -49,6 +50,15 @@ func enc(v any) []byte {
 		panic(err) // only fixed struct types are encoded
 	}
 	return b
+}
+
+// txnKey is a 16-byte hash of a transaction's scope: transaction IDs are
+// looked up, never listed, and every sent message has one, so a short
+// fixed key (with the event's position as value) keeps this index at a
+// fraction of the raw strings' size (DESIGN.md disk budget).
+func txnKey(user, device, scope, txnID string) []byte {
+	h := sha256.Sum256(key(user, device, scope, txnID))
+	return h[:16]
 }
 
 // roomNIDs caches room ID -> NID; NIDs never change once assigned.
@@ -154,7 +164,7 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 				}
 			}
 			if rec.TxnID != "" {
-				if err := w.Bucket(bucketTxns).Put(key(rec.TxnUser, rec.TxnDevice, rec.TxnScope, rec.TxnID), []byte(rec.EventID)); err != nil {
+				if err := w.Bucket(bucketTxns).Put(txnKey(rec.TxnUser, rec.TxnDevice, rec.TxnScope, rec.TxnID), u64(pos)); err != nil {
 					return err
 				}
 			}
@@ -462,7 +472,13 @@ func (s *Store) Timeline(roomID string, from uint64, dir rooms.Direction, fn fun
 func (s *Store) TxnEvent(user, device, scope, txnID string) (string, bool) {
 	var id string
 	_ = s.view(func(tx *bolt.Tx) error {
-		id = string(tx.Bucket(bucketTxns).Get(key(user, device, scope, txnID)))
+		p := tx.Bucket(bucketTxns).Get(txnKey(user, device, scope, txnID))
+		if p == nil {
+			return nil
+		}
+		if rec, err := getRecord(tx, p); err == nil {
+			id = rec.EventID
+		}
 		return nil
 	})
 	return id, id != ""

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
+	gmsl "github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/lichen-hs/lichen/core/mxerr"
@@ -153,6 +154,10 @@ func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (st
 	var redacted []byte
 	if target.RedactedBy == "" {
 		redacted, err = h.ver.RedactEventJSON(target.JSON)
+		if err == nil {
+			// Stored PDUs stay canonical JSON, as federation will send them.
+			redacted, err = gmsl.CanonicalJSON(redacted)
+		}
 		if err != nil {
 			h.mu.Unlock()
 			return "", err
