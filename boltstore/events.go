@@ -121,6 +121,13 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 	poss := make([]uint64, len(evs))
 	var redactedPos []uint64
 	var txID int64
+	// Encode (scan, compress) before queueing: the committer runs one
+	// transaction at a time, so work done inside it is work all writers
+	// wait for.
+	prepared := make([]preparedRecord, len(evs))
+	for i := range evs {
+		prepared[i] = prepareRecord(&evs[i].Event)
+	}
 	ch := s.c.enqueue(func(w *wtx) error {
 		redactedPos, txID = redactedPos[:0], int64(w.ID())
 		nid, ok := s.nid(w.Tx, roomID)
@@ -138,7 +145,7 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 			poss[i] = pos
 			rec := a.Event
 			rec.Pos = pos
-			if err := putRecord(w.Tx, &rec); err != nil {
+			if err := w.Bucket(bucketEvents).Put(u64(pos), prepared[i].at(pos)); err != nil {
 				return err
 			}
 			if err := w.Bucket(bucketEventIDs).Put([]byte(rec.EventID), u64(pos)); err != nil {

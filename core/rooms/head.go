@@ -27,6 +27,7 @@ type head struct {
 	// members, every sync asks for push context) parse no JSON.
 	memberships map[string]string // user -> membership
 	creators    map[string]bool
+	pl          *gmsl.PowerLevelContent // parsed on first use after a change
 }
 
 func (h *head) get(typ, key string) gmsl.PDU { return h.state[tuple{typ, key}] }
@@ -63,10 +64,13 @@ func (h *head) derive(ev gmsl.PDU) {
 		h.memberships = map[string]string{}
 	}
 	switch ev.Type() {
+	case spec.MRoomPowerLevels:
+		h.pl = nil
 	case spec.MRoomMember:
 		m, _ := ev.Membership()
 		h.memberships[*ev.StateKey()] = m
 	case spec.MRoomCreate:
+		h.pl = nil
 		h.creators = map[string]bool{}
 		if !h.ver.PrivilegedCreators() {
 			return
@@ -82,18 +86,27 @@ func (h *head) derive(ev gmsl.PDU) {
 	}
 }
 
-// powerLevels parses the current power levels (defaults when absent).
+// powerLevels is the current power levels (defaults when absent), parsed
+// once per change. Callers must not modify the maps inside.
 func (h *head) powerLevels() gmsl.PowerLevelContent {
+	if h.pl != nil {
+		return *h.pl
+	}
+	var pl gmsl.PowerLevelContent
+	parsed := false
 	if ev := h.get(spec.MRoomPowerLevels, ""); ev != nil {
-		if pl, err := ev.PowerLevels(); err == nil {
-			return *pl
+		if p, err := ev.PowerLevels(); err == nil {
+			pl, parsed = *p, true
 		}
 	}
-	creator := ""
-	if c := h.get(spec.MRoomCreate, ""); c != nil {
-		creator = string(c.SenderID())
+	if !parsed {
+		creator := ""
+		if c := h.get(spec.MRoomCreate, ""); c != nil {
+			creator = string(c.SenderID())
+		}
+		pl, _ = gmsl.NewPowerLevelContentFromAuthEvents(h, creator)
 	}
-	pl, _ := gmsl.NewPowerLevelContentFromAuthEvents(h, creator)
+	h.pl = &pl
 	return pl
 }
 
