@@ -195,7 +195,7 @@ func (s *Server) MountRooms(rs *rooms.Service) {
 			if err != nil {
 				return nil, filter.QueryError(err)
 			}
-			req.Allow = roomEventAllow(f)
+			req.Allow = rooms.FilterAllows(f)
 			req.LazyMembers, _ = f.LazyLoad()
 			if req.Limit == 10 && f.Limit != nil {
 				req.Limit = *f.Limit
@@ -226,7 +226,7 @@ func (s *Server) MountRooms(rs *rooms.Service) {
 			if err != nil {
 				return nil, filter.QueryError(err)
 			}
-			allow = roomEventAllow(f)
+			allow = rooms.FilterAllows(f)
 			lazy, _ = f.LazyLoad()
 		}
 		resp, err := rs.Context(r.Session.UserID, r.Param("roomId"), r.Param("eventId"), limit, allow, lazy)
@@ -258,22 +258,4 @@ func (s *Server) MountRooms(rs *rooms.Service) {
 		return map[string]any{"joined": m}, nil
 	})
 	s.mountDirectory(rs)
-}
-
-// roomEventAllow adapts a RoomEventFilter to the room engine's predicate.
-func roomEventAllow(f *filter.RoomEventFilter) func(*rooms.EventRecord) bool {
-	if f == nil {
-		return nil
-	}
-	return func(rec *rooms.EventRecord) bool {
-		info := filter.EventInfo{Sender: rec.Sender, Type: rec.Type, RoomID: rec.RoomID}
-		if f.ContainsURL != nil {
-			var c struct {
-				Content json.RawMessage `json:"content"`
-			}
-			_ = json.Unmarshal(rec.JSON, &c)
-			info.HasURL = filter.ContentHasURL(c.Content)
-		}
-		return f.Allows(info)
-	}
 }

@@ -9,6 +9,9 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/lichen-hs/lichen/core/filter"
 	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
 )
@@ -598,4 +601,19 @@ func (s *Service) Peers(user string) []string {
 		}
 	}
 	return out
+}
+
+// FilterAllows adapts a RoomEventFilter to the predicate Messages,
+// Context and the sync timeline take (nil filter: nil, allow all).
+func FilterAllows(f *filter.RoomEventFilter) func(*EventRecord) bool {
+	if f == nil {
+		return nil
+	}
+	return func(rec *EventRecord) bool {
+		info := filter.EventInfo{Sender: rec.Sender, Type: rec.Type, RoomID: rec.RoomID}
+		if f.ContainsURL != nil {
+			info.HasURL = filter.ContentHasURL([]byte(gjson.GetBytes(rec.JSON, "content").Raw))
+		}
+		return f.Allows(info)
+	}
 }

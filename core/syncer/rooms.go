@@ -17,27 +17,10 @@ func reverse(recs []rooms.EventRecord) {
 	}
 }
 
-func allowFunc(f *filter.RoomEventFilter) func(*rooms.EventRecord) bool {
-	if f == nil {
-		return nil
-	}
-	return func(rec *rooms.EventRecord) bool {
-		info := filter.EventInfo{Sender: rec.Sender, Type: rec.Type, RoomID: rec.RoomID}
-		if f.ContainsURL != nil {
-			var c struct {
-				Content json.RawMessage `json:"content"`
-			}
-			_ = json.Unmarshal(rec.JSON, &c)
-			info.HasURL = filter.ContentHasURL(c.Content)
-		}
-		return f.Allows(info)
-	}
-}
-
 // timeline reads the newest events of (from, to] the user may see.
 func (e *Engine) timeline(user string, f *filter.Filter, roomID string, from, to uint64, bounded bool) ([]rooms.EventRecord, bool, error) {
 	limit := f.TimelineLimit(filter.DefaultTimelineLimit)
-	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: allowFunc(f.Timeline())}
+	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: rooms.FilterAllows(f.Timeline())}
 	if bounded {
 		req.To = rooms.FormatToken(from)
 	}
