@@ -2,6 +2,9 @@ package boltstore
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -35,6 +38,19 @@ func newCommitter(db *bolt.DB, onCommit func(pos uint64)) *committer {
 }
 
 var errClosed = errors.New("store closed")
+
+// runGuarded runs one queued write; a panic in it fails that write (and
+// rolls back the transaction) instead of killing the committer goroutine
+// and with it the process.
+func runGuarded(fn func(w *wtx) error, w *wtx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("panic in a store write", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("store write panicked: %v", r)
+		}
+	}()
+	return fn(w)
+}
 
 func (c *committer) submit(fn func(w *wtx) error) error {
 	return <-c.enqueue(fn)
@@ -97,16 +113,18 @@ func (c *committer) run(batch []*pending) {
 		failed := -1
 		var failErr error
 		var last uint64
+		var hooks []func()
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bucketMeta)
 			w := &wtx{Tx: tx, pos: getU64(meta, keyPos)}
 			start := w.pos
 			for i, p := range batch {
-				if err := p.fn(w); err != nil {
+				if err := runGuarded(p.fn, w); err != nil {
 					failed, failErr = i, err
 					return err
 				}
 			}
+			hooks = w.hooks
 			last = w.pos
 			if w.pos != start {
 				return putU64(meta, keyPos, w.pos)
@@ -118,8 +136,13 @@ func (c *committer) run(batch []*pending) {
 			batch = append(batch[:failed:failed], batch[failed+1:]...)
 			continue
 		}
-		if err == nil && c.onCommit != nil && last != 0 {
-			c.onCommit(last)
+		if err == nil {
+			for _, h := range hooks {
+				h()
+			}
+			if c.onCommit != nil && last != 0 {
+				c.onCommit(last)
+			}
 		}
 		for _, p := range batch {
 			p.err <- err

@@ -119,8 +119,6 @@ func stateTuple(typ, key string) []byte { return append(append(append([]byte(typ
 
 func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64, error) {
 	poss := make([]uint64, len(evs))
-	var redactedPos []uint64
-	var txID int64
 	// Encode (scan, compress) before queueing: the committer runs one
 	// transaction at a time, so work done inside it is work all writers
 	// wait for.
@@ -129,10 +127,13 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 		prepared[i] = prepareRecord(&evs[i].Event)
 	}
 	ch := s.c.enqueue(func(w *wtx) error {
-		redactedPos, txID = redactedPos[:0], int64(w.ID())
+		var redactedPos []uint64
 		nid, ok := s.nid(w.Tx, roomID)
 		if !ok {
 			return rooms.ErrNotFound
+		}
+		if err := checkBuiltOn(w.Tx, nid, evs[0].BuiltOn); err != nil {
+			return err
 		}
 		// These keys grow with the stream position (per room for
 		// roomnid_pos), so a page once split is never written again: fill
@@ -180,6 +181,12 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 				if err != nil {
 					return err
 				}
+				if len(redactedPos) == 0 {
+					txID := int64(w.ID())
+					// Invalidate right after the commit, before the new
+					// position is published or anyone is answered.
+					w.afterCommit(func() { s.cache.invalidate(txID, redactedPos...) })
+				}
 				redactedPos = append(redactedPos, p)
 			}
 		}
@@ -189,11 +196,34 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 		if err := <-ch; err != nil {
 			return nil, err
 		}
-		if len(redactedPos) > 0 {
-			s.cache.invalidate(txID, redactedPos...)
-		}
 		return poss, nil
 	}
+}
+
+// checkBuiltOn makes appends compare-and-append: the room's newest stored
+// event must be the one the batch was built on.
+func checkBuiltOn(tx *bolt.Tx, nid uint64, builtOn string) error {
+	c := tx.Bucket(bucketRoomPos).Cursor()
+	k, _ := c.Seek(u64(nid + 1))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, u64(nid)) {
+		if builtOn == "" {
+			return nil
+		}
+		return rooms.ErrConflict
+	}
+	rec, err := getRecord(tx, k[8:])
+	if err != nil {
+		return err
+	}
+	if rec.EventID != builtOn {
+		return rooms.ErrConflict
+	}
+	return nil
 }
 
 func redactStored(tx *bolt.Tx, eventID string, redacted []byte, by string) (uint64, error) {

@@ -138,8 +138,13 @@ var ErrNotFound = errors.New("not found")
 // after the commit is durable.
 type wtx struct {
 	*bolt.Tx
-	pos uint64
+	pos   uint64
+	hooks []func()
 }
+
+// afterCommit runs fn once the transaction is durable, before its
+// positions are published and its writers answered.
+func (w *wtx) afterCommit(fn func()) { w.hooks = append(w.hooks, fn) }
 
 // nextPos allocates the next stream position inside this transaction.
 func (w *wtx) nextPos() uint64 {

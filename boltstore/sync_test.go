@@ -113,3 +113,37 @@ func TestSyncWindows(t *testing.T) {
 		t.Fatal("left room repeated")
 	}
 }
+
+// TestSyncProfileChangeIsNotARejoin: a display name change is a new
+// m.room.member join event; the next incremental sync must carry just that
+// event, not the room again as if newly joined.
+func TestSyncProfileChangeIsNotARejoin(t *testing.T) {
+	st, err := Open(t.TempDir() + "/l.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hub := notify.New()
+	key, _ := signing.Generate()
+	rs := rooms.New(st, "t.local", key, hub, users{"@a:t.local": "A", "@b:t.local": "B"})
+	eng := syncer.New(rs, st, hub, syncer.Sources{})
+	room, err := rs.CreateRoom("@a:t.local", rooms.CreateRequest{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Join("@b:t.local", room, ""); err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := eng.Sync(syncer.Request{User: "@b:t.local"})
+	if err := rs.UpdateProfile("@b:t.local"); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := eng.Sync(syncer.Request{User: "@b:t.local", Since: r1.NextBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jr := r2.Rooms.Join[room]
+	if jr == nil || len(jr.Timeline.Events) != 1 || jr.Timeline.Events[0].Type != "m.room.member" || len(jr.State.Events) != 0 || jr.Timeline.Limited {
+		t.Fatalf("profile change resent the room: %+v", jr)
+	}
+}

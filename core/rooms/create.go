@@ -265,7 +265,7 @@ func (s *Service) submitNew(h *head, ps []proto, alias string, public bool) (fun
 	s.mu.Unlock()
 	wait, err := s.submit(h, ps, nil)
 	if err != nil {
-		h.broken = true
+		h.broken.Store(true)
 		return nil, err
 	}
 	ids, pos, err := wait()

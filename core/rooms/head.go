@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"sync"
+	"sync/atomic"
 
 	gmsl "github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -21,7 +22,7 @@ type head struct {
 	depth   int64
 	state   map[tuple]gmsl.PDU
 	records map[tuple]*EventRecord // the stored records of state, for prev_content
-	broken  bool                   // a queued write failed: reload before use
+	broken  atomic.Bool            // a queued write failed: reload before use
 
 	// Derived from state, kept so hot paths (every send wakes the
 	// members, every sync asks for push context) parse no JSON.

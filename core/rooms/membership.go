@@ -245,12 +245,15 @@ func (s *Service) UpdateProfile(user string) error {
 			waits = append(waits, wait)
 		}
 	}
+	// Wait for every room (each waiter wakes its members and marks a
+	// failed head), then report the first failure.
+	var first error
 	for _, w := range waits {
-		if _, _, err := w(); err != nil {
-			return err
+		if _, _, err := w(); err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }
 
 // LeaveAll leaves every room the user is joined or invited to (account

@@ -25,16 +25,17 @@ func (s *Service) Send(from Sender, roomID, typ, txnID string, content json.RawM
 		return "", err
 	}
 	scope := "send\x00" + roomID + "\x00" + typ
-	if id, ok := s.store.TxnEvent(from.User, from.Device, scope, txnID); ok && txnID != "" {
-		return id, nil
-	}
+	return s.onceTxn(from, scope, txnID, func() (string, error) { return s.sendNew(from, roomID, typ, txnID, scope, content) })
+}
+
+func (s *Service) sendNew(from Sender, roomID, typ, txnID, scope string, content json.RawMessage) (string, error) {
 	if typ == spec.MRoomRedaction {
 		var c struct {
 			Redacts string `json:"redacts"`
 			Reason  string `json:"reason"`
 		}
 		_ = json.Unmarshal(content, &c)
-		return s.Redact(from, roomID, c.Redacts, txnID, c.Reason)
+		return s.redactNew(from, roomID, c.Redacts, txnID, scope, c.Reason)
 	}
 	id, _, err := s.send(roomID, proto{Type: typ, Sender: from.User, Content: content}, func(_ int, a *Append) {
 		a.Event.TxnUser, a.Event.TxnDevice, a.Event.TxnID, a.Event.TxnScope = from.User, from.Device, txnID, scope
@@ -125,9 +126,10 @@ func (s *Service) checkCanonicalAlias(roomID string, content json.RawMessage) er
 // version's algorithm in the same commit as the redaction event.
 func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (string, error) {
 	scope := "redact\x00" + roomID + "\x00" + eventID
-	if id, ok := s.store.TxnEvent(from.User, from.Device, scope, txnID); ok && txnID != "" {
-		return id, nil
-	}
+	return s.onceTxn(from, scope, txnID, func() (string, error) { return s.redactNew(from, roomID, eventID, txnID, scope, reason) })
+}
+
+func (s *Service) redactNew(from Sender, roomID, eventID, txnID, scope, reason string) (string, error) {
 	target, err := s.store.Event(eventID)
 	if err != nil || target.RoomID != roomID {
 		return "", mxerr.NotFound("event not found")
@@ -188,6 +190,43 @@ func (s *Service) Redact(from Sender, roomID, eventID, txnID, reason string) (st
 		return "", err
 	}
 	return ids[0], nil
+}
+
+// txnFlight is a send in progress under a transaction ID.
+type txnFlight struct {
+	done chan struct{}
+	id   string
+	err  error
+}
+
+// onceTxn runs fn once per (device, request path, txnId): a retry that
+// arrives while the first request is still committing waits for its
+// answer instead of sending again; a later one finds the stored event
+// (spec: "Transaction identifiers").
+func (s *Service) onceTxn(from Sender, scope, txnID string, fn func() (string, error)) (string, error) {
+	if txnID == "" {
+		return fn()
+	}
+	k := from.User + "\x00" + from.Device + "\x00" + scope + "\x00" + txnID
+	s.txMu.Lock()
+	if f, ok := s.txns[k]; ok {
+		s.txMu.Unlock()
+		<-f.done
+		return f.id, f.err
+	}
+	if id, ok := s.store.TxnEvent(from.User, from.Device, scope, txnID); ok {
+		s.txMu.Unlock()
+		return id, nil
+	}
+	f := &txnFlight{done: make(chan struct{})}
+	s.txns[k] = f
+	s.txMu.Unlock()
+	f.id, f.err = fn()
+	s.txMu.Lock()
+	delete(s.txns, k)
+	s.txMu.Unlock()
+	close(f.done)
+	return f.id, f.err
 }
 
 // checkType enforces the spec's limits on event types ("Size limits":

@@ -54,6 +54,9 @@ type Service struct {
 
 	mu    sync.Mutex
 	heads map[string]*head
+
+	txMu sync.Mutex
+	txns map[string]*txnFlight
 }
 
 // New makes the room engine.
@@ -66,6 +69,7 @@ func New(store Store, serverName string, key signing.Key, n Notifier, u Users) *
 		notify:     n,
 		now:        time.Now,
 		heads:      map[string]*head{},
+		txns:       map[string]*txnFlight{},
 	}
 }
 
@@ -87,7 +91,7 @@ func (s *Service) lockHead(roomID string) (*head, error) {
 	}
 	s.mu.Unlock()
 	h.mu.Lock()
-	if h.ver == nil || h.broken {
+	if h.ver == nil || h.broken.Load() {
 		if err := s.loadHead(roomID, h); err != nil {
 			h.mu.Unlock()
 			return nil, err
@@ -136,7 +140,7 @@ func (s *Service) loadHead(roomID string, h *head) error {
 		return err
 	}
 	h.latest, h.depth = latest.EventID, lev.Depth()
-	h.broken = false
+	h.broken.Store(false)
 	return nil
 }
 
@@ -330,11 +334,12 @@ func record(h *head, ev gmsl.PDU) EventRecord {
 func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func() ([]string, uint64, error), error) {
 	appends := make([]Append, len(ps)) // fixed size: h.records points into it
 	ids := make([]string, 0, len(ps))
+	builtOn := h.latest
 	for i, p := range ps {
 		ev, err := s.build(h, p)
 		if err != nil {
 			if i > 0 {
-				h.broken = true // earlier events of this call were applied
+				h.broken.Store(true) // earlier events of this call were applied
 			}
 			return nil, err
 		}
@@ -348,6 +353,12 @@ func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func(
 		h.apply(ev, &appends[i].Event)
 		ids = append(ids, ev.EventID())
 	}
+	// The store commits the batch only if the room's newest committed event
+	// is still the one this batch was built on: if an earlier queued
+	// write failed, everything chained on it fails too, instead of
+	// committing events that reference (or were authorised by) an event
+	// that does not exist.
+	appends[0].BuiltOn = builtOn
 	wait := s.store.AppendEvents(h.meta.RoomID, appends)
 	users := append(h.members(spec.Join), h.members(spec.Invite)...)
 	for _, a := range appends {
@@ -358,9 +369,8 @@ func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func(
 	return func() ([]string, uint64, error) {
 		poss, err := wait()
 		if err != nil {
-			h.mu.Lock()
-			h.broken = true
-			h.mu.Unlock()
+			// No lock here: the caller may still hold h.mu (createRoom).
+			h.broken.Store(true)
 			slog.Error("commit of room events failed", "room", h.meta.RoomID, "err", err)
 			return nil, 0, mxerr.Internal()
 		}

@@ -51,7 +51,15 @@ type Append struct {
 	// RedactedJSON and records the redaction (same transaction).
 	Redacts      string
 	RedactedJSON []byte
+	// BuiltOn, on the first event of a batch, is the room event it was
+	// built on ("" for a new room): the batch commits only if that is
+	// still the room's newest event, else it fails with ErrConflict.
+	BuiltOn string
 }
+
+// ErrConflict is AppendEvents' answer when the room moved on (an earlier
+// queued write failed) since the batch was built.
+var ErrConflict = errors.New("room head conflict")
 
 // Direction of a timeline scan.
 type Direction bool

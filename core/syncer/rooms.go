@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/lichen-hs/lichen/core/filter"
 	"github.com/lichen-hs/lichen/core/rooms"
@@ -63,7 +64,7 @@ func stateFor(f *filter.Filter, user string, state, timeline []rooms.EventRecord
 func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, m rooms.MemberEntry, since, upto Token,
 	accountData []json.RawMessage, peers map[string]bool) (*JoinedRoom, error) {
 	roomID := m.RoomID
-	full := since.Pos == 0 || req.FullState || m.Pos > since.Pos
+	full := since.Pos == 0 || req.FullState || e.joinedSince(req.User, roomID, m, since.Pos)
 	if e.src.Presence != nil {
 		for _, u := range e.rooms.JoinedUsers(roomID) {
 			peers[u] = true
@@ -163,6 +164,24 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 		jr.Summary = e.summary(req.User, roomID)
 	}
 	return jr, nil
+}
+
+// joinedSince: the user's membership became join after since (a profile
+// change is a new join event too, but the user was joined before it, and
+// the room must not be sent again as if new).
+func (e *Engine) joinedSince(user, roomID string, m rooms.MemberEntry, since uint64) bool {
+	if m.Pos <= since {
+		return false
+	}
+	before, err := e.store.StateEventAt(roomID, since, spec.MRoomMember, user)
+	if err != nil {
+		return true // no membership at since
+	}
+	return membership(&before) != spec.Join
+}
+
+func membership(rec *rooms.EventRecord) string {
+	return gjson.GetBytes(rec.JSON, "content.membership").String()
 }
 
 func hasMembership(recs []rooms.EventRecord) bool {
