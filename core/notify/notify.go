@@ -6,6 +6,7 @@ package notify
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Hub is the in-memory wake-up board. It is safe for concurrent use.
@@ -18,7 +19,16 @@ type Hub struct {
 }
 
 // New makes a hub.
-func New() *Hub { return &Hub{chans: map[string]chan struct{}{}, done: make(chan struct{})} }
+//
+// The ephemeral position is not stored, so it starts from the clock (in
+// microseconds): tokens handed out before a restart then never run ahead
+// of the new counter, which would hide the first typing and presence
+// changes after the restart.
+func New() *Hub {
+	h := &Hub{chans: map[string]chan struct{}{}, done: make(chan struct{})}
+	h.eph.Store(uint64(time.Now().UnixMicro()))
+	return h
+}
 
 // Shutdown releases every waiting long-poll for good (server stopping),
 // so in-flight /sync requests answer at once instead of holding shutdown.

@@ -94,6 +94,15 @@ func (s *Service) lockHead(roomID string) (*head, error) {
 	if h.ver == nil || h.broken.Load() {
 		if err := s.loadHead(roomID, h); err != nil {
 			h.mu.Unlock()
+			if h.ver == nil {
+				// Never loaded (an unknown room): don't keep the entry, or
+				// requests for made-up room IDs would grow the map forever.
+				s.mu.Lock()
+				if s.heads[roomID] == h {
+					delete(s.heads, roomID)
+				}
+				s.mu.Unlock()
+			}
 			return nil, err
 		}
 	}
