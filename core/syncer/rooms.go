@@ -112,6 +112,13 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 		}
 		state = stateFor(f, req.User, all, tl)
 	}
+	if lazy, _ := f.State().LazyLoad(); lazy && !full && len(tl) > 0 {
+		// Lazy loading (spec: "Lazy-loading room members"): the client
+		// needs the member event of each timeline sender. Lichen does not
+		// track per device which ones it already sent, so it sends them
+		// again (include_redundant_members behaviour), which is allowed.
+		state = append(state, e.senderMembers(roomID, startPos, tl, state)...)
+	}
 	jr.State.Events = e.rooms.ClientEvents(state, viewer)
 	if len(state) > 0 {
 		changed = true
@@ -164,6 +171,30 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 		jr.Summary = e.summary(req.User, roomID)
 	}
 	return jr, nil
+}
+
+// senderMembers returns the member events, as of pos, of timeline senders
+// whose member event is neither in the timeline nor in have.
+func (e *Engine) senderMembers(roomID string, pos uint64, tl, have []rooms.EventRecord) []rooms.EventRecord {
+	known := map[string]bool{}
+	for _, list := range [][]rooms.EventRecord{tl, have} {
+		for _, ev := range list {
+			if ev.Type == spec.MRoomMember && ev.StateKey != nil {
+				known[*ev.StateKey] = true
+			}
+		}
+	}
+	var out []rooms.EventRecord
+	for _, ev := range tl {
+		if known[ev.Sender] {
+			continue
+		}
+		known[ev.Sender] = true
+		if rec, err := e.store.StateEventAt(roomID, pos, spec.MRoomMember, ev.Sender); err == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 // joinedSince: the user's membership became join after since (a profile
