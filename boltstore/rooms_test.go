@@ -2,10 +2,12 @@ package boltstore
 
 import (
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/lichen-hs/lichen/core/mxerr"
 	"github.com/lichen-hs/lichen/core/rooms"
 	"github.com/lichen-hs/lichen/core/signing"
 )
@@ -115,5 +117,39 @@ func TestRoomLifecycle(t *testing.T) {
 				t.Fatal("stream position not advanced")
 			}
 		})
+	}
+}
+
+// TestCreateRoomAliasRace: two rooms created at once with one alias: one
+// wins, the other gets M_ROOM_IN_USE, and the alias points at the winner.
+func TestCreateRoomAliasRace(t *testing.T) {
+	svc, st, _ := newRooms(t)
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ids[i], errs[i] = svc.CreateRoom("@a:test.local", rooms.CreateRequest{RoomAliasName: "same"})
+		}(i)
+	}
+	wg.Wait()
+	won := ""
+	for i, err := range errs {
+		if err == nil {
+			if won != "" {
+				t.Fatalf("two rooms got the alias: %s and %s", won, ids[i])
+			}
+			won = ids[i]
+			continue
+		}
+		var me *mxerr.Error
+		if !errors.As(err, &me) || me.Code != "M_ROOM_IN_USE" {
+			t.Errorf("loser got %v, want M_ROOM_IN_USE", err)
+		}
+	}
+	if got, _, err := st.Alias("#same:test.local"); err != nil || got != won {
+		t.Fatalf("alias points at %q (%v), want %q", got, err, won)
 	}
 }

@@ -260,22 +260,33 @@ func (s *Service) submitNew(h *head, ps []proto, alias string, public bool) (fun
 	if err := s.store.CreateRoom(h.meta); err != nil {
 		return nil, err
 	}
+	// Reserve the alias before any event names it, so two rooms created at
+	// once cannot both claim it (the loser gets M_ROOM_IN_USE).
+	if alias != "" {
+		if err := s.store.PutAlias(alias, h.meta.RoomID, h.meta.Creator); err == ErrAliasExists {
+			return nil, mxerr.RoomInUse()
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	release := func() {
+		if alias != "" {
+			_ = s.store.DeleteAlias(alias)
+		}
+	}
 	s.mu.Lock()
 	s.heads[h.meta.RoomID] = h
 	s.mu.Unlock()
 	wait, err := s.submit(h, ps, nil)
 	if err != nil {
 		h.broken.Store(true)
+		release()
 		return nil, err
 	}
 	ids, pos, err := wait()
 	if err != nil {
+		release()
 		return nil, err
-	}
-	if alias != "" {
-		if err := s.store.PutAlias(alias, h.meta.RoomID, h.meta.Creator); err != nil {
-			return nil, err
-		}
 	}
 	if public {
 		if err := s.store.SetPublished(h.meta.RoomID, true); err != nil {
