@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -340,7 +341,18 @@ func record(h *head, ev gmsl.PDU) EventRecord {
 // caller holds locked), queues them for commit and returns a waiter. The
 // head is advanced optimistically so the next event can be built while this
 // one commits; a failed commit marks the head for reload.
-func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func() ([]string, uint64, error), error) {
+func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (wait func() ([]string, uint64, error), err error) {
+	// Callers hold h.mu and unlock after submit returns: a panic in the
+	// event libraries must become an error here, or the room stays locked
+	// (and every send and sync touching it hangs) after the HTTP layer
+	// recovers from it.
+	defer func() {
+		if r := recover(); r != nil {
+			h.broken.Store(true)
+			slog.Error("panic while building an event", "room", h.meta.RoomID, "panic", r, "stack", string(debug.Stack()))
+			wait, err = nil, mxerr.Internal()
+		}
+	}()
 	appends := make([]Append, len(ps)) // fixed size: h.records points into it
 	ids := make([]string, 0, len(ps))
 	builtOn := h.latest
@@ -368,7 +380,7 @@ func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func(
 	// committing events that reference (or were authorised by) an event
 	// that does not exist.
 	appends[0].BuiltOn = builtOn
-	wait := s.store.AppendEvents(h.meta.RoomID, appends)
+	stored := s.store.AppendEvents(h.meta.RoomID, appends)
 	users := append(h.members(spec.Join), h.members(spec.Invite)...)
 	for _, a := range appends {
 		if a.Event.Type == spec.MRoomMember && a.Event.StateKey != nil {
@@ -376,7 +388,7 @@ func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (func(
 		}
 	}
 	return func() ([]string, uint64, error) {
-		poss, err := wait()
+		poss, err := stored()
 		if err != nil {
 			// No lock here: the caller may still hold h.mu (createRoom).
 			h.broken.Store(true)
