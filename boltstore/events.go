@@ -27,6 +27,7 @@ var (
 	bucketAliases     = register("alias_room")        // alias -> room\0creator
 	bucketRoomAliases = register("room_alias")        // room\0alias -> ""
 	bucketPublished   = register("room_published")    // room -> ""
+	bucketLastEvent   = register("roomnid_lastevent") // NID -> newest event ID (compare-and-append)
 	keyRoomNID        = []byte("room_nid")
 )
 
@@ -135,6 +136,9 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 		if err := checkBuiltOn(w.Tx, nid, evs[0].BuiltOn); err != nil {
 			return err
 		}
+		if err := w.Bucket(bucketLastEvent).Put(u64(nid), []byte(evs[len(evs)-1].Event.EventID)); err != nil {
+			return err
+		}
 		// These keys grow with the stream position (per room for
 		// roomnid_pos), so a page once split is never written again: fill
 		// it, where bbolt's default 0.5 leaves every page half empty.
@@ -203,6 +207,15 @@ func (s *Store) AppendEvents(roomID string, evs []rooms.Append) func() ([]uint64
 // checkBuiltOn makes appends compare-and-append: the room's newest stored
 // event must be the one the batch was built on.
 func checkBuiltOn(tx *bolt.Tx, nid uint64, builtOn string) error {
+	// The newest event ID is kept beside the timeline so this check, which
+	// runs inside the serialized commit, reads one key instead of decoding
+	// the newest record.
+	if last := tx.Bucket(bucketLastEvent).Get(u64(nid)); last != nil {
+		if string(last) != builtOn {
+			return rooms.ErrConflict
+		}
+		return nil
+	}
 	c := tx.Bucket(bucketRoomPos).Cursor()
 	k, _ := c.Seek(u64(nid + 1))
 	if k == nil {
