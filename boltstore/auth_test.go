@@ -773,8 +773,10 @@ func (e *authEnv) visible(user string, ids ...string) []bool {
 		case err == nil:
 			out[i] = true
 		case merr != nil:
-			// No read access at all: both answer 403.
-			wantErr(e.t, err, 403, forbidden)
+			// No read access at all: /messages answers 403, /event 404
+			// (spec: GET /rooms/{roomId}/event/{eventId} "not found or you
+			// do not have permission to read this event").
+			wantErr(e.t, err, 404, "M_NOT_FOUND")
 			wantErr(e.t, merr, 403, forbidden)
 			continue
 		default:

@@ -71,6 +71,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			*dst = v
 		}
 	}
+	// SERVER_NAME is what container setups (and Complement) pass; the
+	// LICHEN_ name wins when both are set.
+	str("SERVER_NAME", &cfg.ServerName)
 	str("LICHEN_SERVER_NAME", &cfg.ServerName)
 	str("LICHEN_LISTEN", &cfg.Listen)
 	str("LICHEN_DATA_DIR", &cfg.DataDir)

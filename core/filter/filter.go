@@ -130,10 +130,10 @@ func Parse(js []byte) (*Filter, error) {
 	r := &RoomFilter{}
 	f.Room = r
 	const p = "room."
-	if r.NotRooms, err = ro.strs("not_rooms", p); err != nil {
+	if r.NotRooms, err = ro.ids("not_rooms", p, '!'); err != nil {
 		return nil, err
 	}
-	if r.Rooms, err = ro.strs("rooms", p); err != nil {
+	if r.Rooms, err = ro.ids("rooms", p, '!'); err != nil {
 		return nil, err
 	}
 	var lv *bool
@@ -297,12 +297,32 @@ func (o obj) fillEventFilter(f *EventFilter, p string) (err error) {
 	for _, x := range []struct {
 		key string
 		dst *[]string
-	}{{"not_senders", &f.NotSenders}, {"not_types", &f.NotTypes}, {"senders", &f.Senders}, {"types", &f.Types}} {
+	}{{"not_types", &f.NotTypes}, {"types", &f.Types}} {
 		if *x.dst, err = o.strs(x.key, p); err != nil {
 			return err
 		}
 	}
-	return nil
+	if f.NotSenders, err = o.ids("not_senders", p, '@'); err != nil {
+		return err
+	}
+	f.Senders, err = o.ids("senders", p, '@')
+	return err
+}
+
+// ids reads a list of room or user IDs, refusing entries that cannot be
+// one (they would silently never match: Synapse and Complement expect a
+// 400 for them).
+func (o obj) ids(key, prefix string, sigil byte) ([]string, error) {
+	list, err := o.strs(key, prefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range list {
+		if len(id) < 2 || id[0] != sigil {
+			return nil, bad(prefix+key, "not a valid ID: "+id)
+		}
+	}
+	return list, nil
 }
 
 func (o obj) roomEventFilter(key, prefix string) (*RoomEventFilter, error) {
@@ -332,10 +352,10 @@ func (o obj) toRoomEventFilter(p string) (*RoomEventFilter, error) {
 		}
 		*x.dst = b != nil && *b
 	}
-	if f.NotRooms, err = o.strs("not_rooms", p); err != nil {
+	if f.NotRooms, err = o.ids("not_rooms", p, '!'); err != nil {
 		return nil, err
 	}
-	if f.Rooms, err = o.strs("rooms", p); err != nil {
+	if f.Rooms, err = o.ids("rooms", p, '!'); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -466,3 +466,21 @@ func FuzzParse(f *testing.F) {
 		ParseRoomEventFilter(js)
 	})
 }
+
+// TestParseRejectsNonIDs: room and sender lists must hold IDs.
+func TestParseRejectsNonIDs(t *testing.T) {
+	for _, js := range []string{
+		`{"room":{"rooms":["not_a_room_id"]}}`,
+		`{"room":{"not_rooms":["@user:x"]}}`,
+		`{"room":{"timeline":{"rooms":["x"]}}}`,
+		`{"room":{"timeline":{"senders":["not_a_sender_id"]}}}`,
+		`{"presence":{"not_senders":["!room:x"]}}`,
+	} {
+		if _, err := Parse([]byte(js)); err == nil {
+			t.Errorf("Parse(%s) accepted", js)
+		}
+	}
+	if _, err := Parse([]byte(`{"room":{"rooms":["!r:x"],"timeline":{"senders":["@u:x"]}}}`)); err != nil {
+		t.Errorf("valid IDs refused: %v", err)
+	}
+}

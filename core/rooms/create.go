@@ -200,7 +200,12 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 		ps = append(ps, proto{Type: "m.room.name", StateKey: &empty, Sender: sender, Content: map[string]string{"name": *req.Name}})
 	}
 	if req.Topic != nil {
-		ps = append(ps, proto{Type: "m.room.topic", StateKey: &empty, Sender: sender, Content: map[string]string{"topic": *req.Topic}})
+		// Spec v1.15 m.room.topic: the plain topic, duplicated as the
+		// text/plain representation of the m.topic content block.
+		ps = append(ps, proto{Type: "m.room.topic", StateKey: &empty, Sender: sender, Content: map[string]any{
+			"topic":   *req.Topic,
+			"m.topic": map[string]any{"m.text": []map[string]string{{"body": *req.Topic, "mimetype": "text/plain"}}},
+		}})
 	}
 	for _, inv := range req.Invite {
 		if inv == sender {

@@ -209,6 +209,11 @@ func (s *Service) ClientEvent(rec *EventRecord, viewer Viewer, now time.Time) Cl
 func (s *Service) Event(user, roomID, eventID string) (EventRecord, error) {
 	v, err := s.readAccess(user, roomID)
 	if err != nil {
+		if me, ok := err.(*mxerr.Error); ok && me.Code == "M_FORBIDDEN" {
+			// The spec answers 404 both for a missing event and for one
+			// the user may not read (GET /rooms/{roomId}/event/{eventId}).
+			return EventRecord{}, mxerr.NotFound("event not found")
+		}
 		return EventRecord{}, err
 	}
 	rec, err := s.store.Event(eventID)
@@ -466,8 +471,8 @@ func (s *Service) Members(user, roomID string, req MembersRequest) ([]EventRecor
 
 // JoinedMember is an entry of GET /joined_members.
 type JoinedMember struct {
-	DisplayName *string `json:"display_name,omitempty"`
-	AvatarURL   *string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 // JoinedMembers maps joined users to their profile in the room.

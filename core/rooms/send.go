@@ -7,6 +7,7 @@ import (
 	gmsl "github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
 )
 
@@ -110,6 +111,11 @@ func (s *Service) checkCanonicalAlias(roomID string, content json.RawMessage) er
 	all := c.AltAliases
 	if c.Alias != nil && *c.Alias != "" {
 		all = append(all, *c.Alias)
+	}
+	for _, a := range all {
+		if _, _, err := ids.ParseRoomAlias(a); err != nil {
+			return mxerr.InvalidParam("invalid room alias " + a)
+		}
 	}
 	for _, a := range all {
 		rid, _, err := s.store.Alias(a)

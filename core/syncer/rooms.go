@@ -96,6 +96,12 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 		startPos = tl[0].Pos - 1
 		changed = true
 	}
+	if full && (len(tl) == 0 || tl[0].Type != spec.MRoomCreate) {
+		// A room sent whole (initial sync, new join) whose timeline does
+		// not reach back to its creation is limited, even when the earlier
+		// events are hidden from this user by history visibility.
+		limited = true
+	}
 	jr.Timeline = Timeline{Events: e.rooms.ClientEvents(tl, viewer), Limited: limited, PrevBatch: rooms.FormatToken(startPos)}
 	if jr.Timeline.Events == nil {
 		jr.Timeline.Events = []rooms.ClientEvent{}

@@ -161,7 +161,9 @@ func (e *Engine) Sync(req Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.src.SetPresence != nil && req.SetPresence != "" {
+	if e.src.SetPresence != nil {
+		// set_presence defaults to "online" (sync.yaml); the source
+		// applies the default for "".
 		e.src.SetPresence(req.User, req.SetPresence)
 	}
 	deadline := time.Now().Add(req.Timeout)
@@ -259,7 +261,9 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 		case spec.Leave, spec.Ban:
 			// Rooms left since the last sync appear once in "leave";
 			// initial syncs show them only with include_leave (spec: Filter.room.include_leave).
-			if m.Forgotten || m.Pos > upto.Pos {
+			if m.Pos > upto.Pos || (m.Forgotten && (initial || m.Pos <= since.Pos)) {
+				// A forgotten room is gone, except that a leave the client
+				// has not seen yet is still delivered once.
 				continue
 			}
 			if (!initial && m.Pos > since.Pos) || (f.IncludeLeave() && (initial || req.FullState || m.Pos > since.Pos)) {
