@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATIC   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: run build test test-go test-js cross bench clean
+.PHONY: run build test test-go test-js cross bench image clean
 
 run:
 	$(GO) run ./cmd/lichen
@@ -43,6 +43,10 @@ cross:
 # bench: start a server on loopback and drive it with the load tool.
 bench: build
 	$(GO) run ./cmd/lichen-bench -bin $(CURDIR)/$(BIN)
+
+# image: the FROM scratch container image (needs a running Docker engine).
+image: build
+	docker build -f firmware/Dockerfile -t lichen:latest .
 
 clean:
 	rm -rf bin dist

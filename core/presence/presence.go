@@ -141,6 +141,9 @@ func sameMsg(a, b *string) bool {
 // leaves the presence untouched (spec sync.yaml: the client is "not marked
 // as being online").
 func (s *Service) SetFromSync(user, state string) {
+	// An explicit set_presence ("unavailable", "online") is the client
+	// saying what it is; only the implicit default yields to a PUT.
+	named := state != ""
 	if state == "" {
 		state = Online
 	}
@@ -152,8 +155,11 @@ func (s *Service) SetFromSync(user, state string) {
 		if state == Online {
 			e.lastActive = now
 		}
-		if e.explicit {
+		if e.explicit && !named {
 			return false // the user's own PUT stands
+		}
+		if named {
+			e.explicit = false
 		}
 		changed := e.state != state
 		e.state = state

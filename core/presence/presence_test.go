@@ -86,23 +86,24 @@ func TestPresenceTransitions(t *testing.T) {
 		{"sync again", func() { s.SetFromSync("@a:x", Online) }, Online, false},
 		{"sync offline leaves it", func() { s.SetFromSync("@a:x", Offline) }, Online, false},
 		{"PUT unavailable", func() { _ = s.Set("@a:x", "@a:x", Unavailable, nil) }, Unavailable, true},
-		{"sync does not override PUT", func() { s.SetFromSync("@a:x", Online) }, Unavailable, false},
+		{"default sync does not override PUT", func() { s.SetFromSync("@a:x", "") }, Unavailable, false},
+		{"explicit set_presence overrides PUT", func() { s.SetFromSync("@a:x", Online) }, Online, true},
 		{"not seen for OfflineAfter", func() { c.advance(OfflineAfter) }, Offline, true},
 		{"sync brings back online", func() { s.SetFromSync("@a:x", Online) }, Online, true},
 		{"status message", func() { _ = s.Set("@a:x", "@a:x", Online, str("lunch")) }, Online, true},
 		{"same status again", func() { _ = s.Set("@a:x", "@a:x", Online, str("lunch")) }, Online, false},
-		{"idle while syncing unavailable", func() {
-			s.SetFromSync("@a:x", Unavailable) // explicit PUT stands
-		}, Online, false},
-		{"idle: syncing as unavailable is not activity", func() {
+		{"explicit set_presence=unavailable overrides PUT", func() {
+			s.SetFromSync("@a:x", Unavailable) // spec sync.yaml: "marked as being idle"
+		}, Unavailable, true},
+		{"syncing as unavailable is not activity", func() {
 			for i := 0; i < 5; i++ {
 				c.advance(time.Minute)
 				s.SetFromSync("@a:x", Unavailable)
 			}
-		}, Unavailable, true},
+		}, Unavailable, false},
 		{"activity brings back online", func() { s.Touch("@a:x") }, Online, true},
 		{"PUT offline", func() { _ = s.Set("@a:x", "@a:x", Offline, nil) }, Offline, true},
-		{"sync does not override explicit offline", func() { s.SetFromSync("@a:x", Online) }, Offline, false},
+		{"default sync does not override explicit offline", func() { s.SetFromSync("@a:x", "") }, Offline, false},
 		{"touch does not either", func() { s.Touch("@a:x") }, Offline, false},
 	}
 	var last uint64

@@ -157,10 +157,14 @@ func (v *visibility) joinedAfter(pos uint64) bool {
 // requireRoom checks the room exists and user has (or had) a membership
 // that lets them read it.
 func (s *Service) readAccess(user, roomID string) (*visibility, error) {
+	return s.access(user, roomID, false)
+}
+
+func (s *Service) access(user, roomID string, forgottenOK bool) (*visibility, error) {
 	if _, _, err := ids.ParseRoomID(roomID); err != nil {
 		return nil, err
 	}
-	if m, err := s.store.Membership(user, roomID); err == nil && m.Forgotten {
+	if m, err := s.store.Membership(user, roomID); err == nil && m.Forgotten && !forgottenOK {
 		// spec (forget): the user can no longer retrieve the history.
 		return nil, mxerr.Forbidden("you have forgotten this room")
 	}
@@ -230,6 +234,9 @@ type MessagesRequest struct {
 	Limit       int
 	Allow       func(*EventRecord) bool // the filter; nil allows all
 	LazyMembers bool
+	// Forgotten reads a room the user has forgotten (sync still delivers
+	// the leave the client has not seen).
+	Forgotten bool
 }
 
 // MessagesResponse is its answer.
@@ -242,7 +249,7 @@ type MessagesResponse struct {
 
 // Messages paginates a room's timeline (spec: GET /rooms/{roomId}/messages).
 func (s *Service) Messages(user, roomID string, req MessagesRequest) (MessagesResponse, error) {
-	v, err := s.readAccess(user, roomID)
+	v, err := s.access(user, roomID, req.Forgotten)
 	if err != nil {
 		return MessagesResponse{}, err
 	}

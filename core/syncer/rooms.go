@@ -21,7 +21,7 @@ func reverse(recs []rooms.EventRecord) {
 // timeline reads the newest events of (from, to] the user may see.
 func (e *Engine) timeline(user string, f *filter.Filter, roomID string, from, to uint64, bounded bool) ([]rooms.EventRecord, bool, error) {
 	limit := f.TimelineLimit(filter.DefaultTimelineLimit)
-	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: rooms.FilterAllows(f.Timeline())}
+	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: rooms.FilterAllows(f.Timeline()), Forgotten: true}
 	if bounded {
 		req.To = rooms.FormatToken(from)
 	}
