@@ -188,3 +188,47 @@ func TestAppendCompareAndAppend(t *testing.T) {
 		t.Fatalf("send after reload: %v", err)
 	}
 }
+
+// TestDeleteCanonicalAlias: deleting the alias a room advertises updates
+// m.room.canonical_alias so the room stops advertising it.
+func TestDeleteCanonicalAlias(t *testing.T) {
+	svc, _, _ := newRooms(t)
+	room, err := svc.CreateRoom("@a:test.local", rooms.CreateRequest{RoomAliasName: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.PutAlias("@a:test.local", "#alt:test.local", room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetState("@a:test.local", room, "m.room.canonical_alias", "",
+		json.RawMessage(`{"alias":"#main:test.local","alt_aliases":["#alt:test.local"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	content := func() string {
+		rec, err := svc.StateEvent("@a:test.local", room, "m.room.canonical_alias", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(rs(rec))
+	}
+	if err := svc.DeleteAlias("@a:test.local", false, "#alt:test.local"); err != nil {
+		t.Fatal(err)
+	}
+	if got := content(); got != `{"alias":"#main:test.local"}` {
+		t.Fatalf("after deleting the alt alias: %s", got)
+	}
+	if err := svc.DeleteAlias("@a:test.local", false, "#main:test.local"); err != nil {
+		t.Fatal(err)
+	}
+	if got := content(); got != `{}` {
+		t.Fatalf("after deleting the main alias: %s", got)
+	}
+}
+
+func rs(rec rooms.EventRecord) []byte {
+	var f struct {
+		Content json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(rec.JSON, &f)
+	return f.Content
+}

@@ -2,11 +2,13 @@ package rooms
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/lichen-hs/lichen/core/ids"
 	"github.com/lichen-hs/lichen/core/mxerr"
@@ -57,7 +59,48 @@ func (s *Service) DeleteAlias(user string, admin bool, alias string) error {
 			return mxerr.Forbidden("you may not delete this alias")
 		}
 	}
-	return s.store.DeleteAlias(alias)
+	if err := s.store.DeleteAlias(alias); err != nil {
+		return err
+	}
+	s.dropCanonicalAlias(user, roomID, alias)
+	return nil
+}
+
+// dropCanonicalAlias removes a deleted alias from the room's
+// m.room.canonical_alias, as the deleting user, so the room does not keep
+// advertising an alias that no longer resolves (Synapse and Complement's
+// "Can delete canonical alias"). Without the power to do so, it stays.
+func (s *Service) dropCanonicalAlias(user, roomID, alias string) {
+	rec, err := s.store.StateEventAt(roomID, ^uint64(0), "m.room.canonical_alias", "")
+	if err != nil {
+		return
+	}
+	var c map[string]json.RawMessage
+	if json.Unmarshal([]byte(gjson.GetBytes(rec.JSON, "content").Raw), &c) != nil || c == nil {
+		return
+	}
+	changed := false
+	if a := c["alias"]; a != nil && gjson.ParseBytes(a).String() == alias {
+		delete(c, "alias")
+		changed = true
+	}
+	if alt, ok := c["alt_aliases"]; ok {
+		var list []string
+		if json.Unmarshal(alt, &list) == nil && slices.Contains(list, alias) {
+			list = slices.DeleteFunc(list, func(a string) bool { return a == alias })
+			if len(list) == 0 {
+				delete(c, "alt_aliases")
+			} else {
+				c["alt_aliases"], _ = json.Marshal(list)
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	content, _ := json.Marshal(c)
+	_, _ = s.SetState(user, roomID, "m.room.canonical_alias", "", content)
 }
 
 // ResolveAlias answers GET /directory/room/{roomAlias}.
