@@ -63,6 +63,23 @@ func mountUserData(a *app) userData {
 				return rs
 			},
 			ReadPos: func(user, roomID string) uint64 { return rc.ReadPos(user, roomID, eventPos) },
+			Ignored: func(user string) map[string]bool {
+				c, err := ad.Get(user, user, "", "m.ignored_user_list")
+				if err != nil {
+					return nil
+				}
+				var l struct {
+					IgnoredUsers map[string]json.RawMessage `json:"ignored_users"`
+				}
+				if json.Unmarshal(c, &l) != nil || len(l.IgnoredUsers) == 0 {
+					return nil
+				}
+				out := make(map[string]bool, len(l.IgnoredUsers))
+				for u := range l.IgnoredUsers {
+					out[u] = true
+				}
+				return out
+			},
 		},
 	}
 }

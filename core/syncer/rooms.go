@@ -19,9 +19,20 @@ func reverse(recs []rooms.EventRecord) {
 }
 
 // timeline reads the newest events of (from, to] the user may see.
-func (e *Engine) timeline(user string, f *filter.Filter, roomID string, from, to uint64, bounded bool) ([]rooms.EventRecord, bool, error) {
+func (e *Engine) timeline(user string, ignored map[string]bool, f *filter.Filter, roomID string, from, to uint64, bounded bool) ([]rooms.EventRecord, bool, error) {
 	limit := f.TimelineLimit(filter.DefaultTimelineLimit)
 	req := rooms.MessagesRequest{From: rooms.FormatToken(to), Backward: true, Limit: limit, Allow: rooms.FilterAllows(f.Timeline()), Forgotten: true}
+	if len(ignored) > 0 {
+		// spec (Ignoring users): no events from ignored users, except
+		// state events, which clients still need.
+		allow := req.Allow
+		req.Allow = func(rec *rooms.EventRecord) bool {
+			if ignored[rec.Sender] && rec.StateKey == nil {
+				return false
+			}
+			return allow == nil || allow(rec)
+		}
+	}
 	if bounded {
 		req.To = rooms.FormatToken(from)
 	}
@@ -83,7 +94,7 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 	var tl []rooms.EventRecord
 	limited := false
 	if full || latest.Pos > since.Pos {
-		tl, limited, err = e.timeline(req.User, f, roomID, since.Pos, upto.Pos, !full)
+		tl, limited, err = e.timeline(req.User, req.ignored, f, roomID, since.Pos, upto.Pos, !full)
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +285,15 @@ var strippedTypes = map[string]bool{
 	"m.room.canonical_alias": true, "m.room.encryption": true, "m.room.topic": true,
 }
 
+// inviter is the sender of the user's invite event.
+func (e *Engine) inviter(m rooms.MemberEntry) string {
+	inv, err := e.store.EventAt(m.Pos)
+	if err != nil {
+		return ""
+	}
+	return inv.Sender
+}
+
 func (e *Engine) invitedRoom(m rooms.MemberEntry) *InvitedRoom {
 	ir := &InvitedRoom{}
 	ir.InviteState.Events = []StrippedEvent{}
@@ -299,7 +319,7 @@ func (e *Engine) leftRoom(f *filter.Filter, viewer rooms.Viewer, m rooms.MemberE
 	if lr.AccountData.Events == nil {
 		lr.AccountData.Events = []json.RawMessage{}
 	}
-	tl, limited, err := e.timeline(viewer.User, f, m.RoomID, since.Pos, m.Pos, since.Pos > 0)
+	tl, limited, err := e.timeline(viewer.User, nil, f, m.RoomID, since.Pos, m.Pos, since.Pos > 0)
 	if err != nil {
 		return nil, err
 	}

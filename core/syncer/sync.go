@@ -30,6 +30,8 @@ type Sources struct {
 	SetPresence func(user, state string)
 	// Rules is the user's effective push rule set, for unread counts.
 	Rules func(user string) *pushrules.Ruleset
+	// Ignored is the set of users the user ignores (m.ignored_user_list).
+	Ignored func(user string) map[string]bool
 	// ReadPos is the stream position of the event the user's latest
 	// m.read or m.read.private receipt in the room points at (0: none).
 	ReadPos func(user, roomID string) uint64
@@ -63,6 +65,8 @@ type Request struct {
 	FullState    bool
 	SetPresence  string
 	Filter       *filter.Filter
+
+	ignored map[string]bool
 }
 
 // Response is the /sync body (spec: sync.yaml).
@@ -239,6 +243,11 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 	}
 	viewer := rooms.Viewer{User: req.User, Device: req.Device}
 	peers := map[string]bool{}
+	var ignored map[string]bool
+	if e.src.Ignored != nil {
+		ignored = e.src.Ignored(req.User)
+	}
+	req.ignored = ignored
 	for _, m := range ms {
 		if !f.AllowsRoom(m.RoomID) {
 			continue
@@ -254,6 +263,10 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 				resp.empty = false
 			}
 		case spec.Invite:
+			if ignored[e.inviter(m)] {
+				// spec (Ignoring users): no invites from ignored users.
+				continue
+			}
 			if m.Pos > since.Pos || req.FullState {
 				resp.Rooms.Invite[m.RoomID] = e.invitedRoom(m)
 				resp.empty = false
