@@ -84,7 +84,10 @@ func parseActions(obj map[string]json.RawMessage) ([]Action, error) {
 	if err := json.Unmarshal(raw, &actions); err != nil {
 		return nil, mxerr.BadJSON("invalid actions: " + err.Error())
 	}
-	return stripHistorical(actions), nil
+	if actions == nil {
+		actions = []Action{}
+	}
+	return actions, nil
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

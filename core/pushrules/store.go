@@ -247,7 +247,13 @@ func (u *UserRules) PutRule(kind, ruleID string, r Rule, before, after string) e
 
 // normaliseRule keeps the fields that apply to kind and validates them.
 func normaliseRule(kind string, r Rule) (Rule, error) {
-	out := Rule{Actions: stripHistorical(r.Actions)}
+	// Historical actions are kept as the client set them (clients read
+	// back what they wrote, as Synapse answers) and ignored when rules are
+	// evaluated, which is what the spec's "MUST ignore" requires.
+	out := Rule{Actions: r.Actions}
+	if out.Actions == nil {
+		out.Actions = []Action{}
+	}
 	if err := validateActions(out.Actions); err != nil {
 		return Rule{}, err
 	}
@@ -274,7 +280,9 @@ func normaliseRule(kind string, r Rule) (Rule, error) {
 
 func validateActions(actions []Action) error {
 	for _, a := range actions {
-		if a.Kind != ActionNotify && a.Kind != ActionSetTweak {
+		switch a.Kind {
+		case ActionNotify, ActionSetTweak, ActionDontNotify, ActionCoalesce:
+		default:
 			return mxerr.BadJSON("unrecognised push action: " + a.Kind)
 		}
 	}
@@ -371,9 +379,12 @@ func (u *UserRules) Actions(kind, ruleID string) ([]Action, error) {
 
 // SetActions replaces a rule's actions, for user-defined and server-default
 // rules alike (PUT .../{ruleId}/actions: "This can be used to change the
-// actions of builtin rules"). Historical actions are stripped.
+// actions of builtin rules"). Historical actions are kept and ignored at
+// evaluation.
 func (u *UserRules) SetActions(kind, ruleID string, actions []Action) error {
-	actions = stripHistorical(actions)
+	if actions == nil {
+		actions = []Action{}
+	}
 	if err := validateActions(actions); err != nil {
 		return err
 	}

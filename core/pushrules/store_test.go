@@ -130,11 +130,12 @@ func TestPutAcceptsSpecBodies(t *testing.T) {
 		{KindOverride, "U2VlIHlvdSBpbiBUaGUgRHVrZQ", `{"conditions":[{"kind":"event_match","key":"content.body","pattern":"beer"},{"kind":"room_member_count","is":"<=10"}],"actions":["notify",{"set_tweak":"sound","value":"beeroclock.wav"}]}`,
 			`{"rule_id":"U2VlIHlvdSBpbiBUaGUgRHVrZQ","default":false,"enabled":true,"actions":["notify",{"set_tweak":"sound","value":"beeroclock.wav"}],"conditions":[{"kind":"event_match","key":"content.body","pattern":"beer"},{"kind":"room_member_count","is":"<=10"}]}`},
 		// Conditions are optional; inapplicable keys are dropped; historical
-		// actions are stripped; unknown condition kinds are kept.
+		// actions are kept as set (and ignored at evaluation); unknown
+		// condition kinds are kept.
 		{KindUnderride, "u", `{"actions":["dont_notify"]}`,
-			`{"rule_id":"u","default":false,"enabled":true,"actions":[],"conditions":[]}`},
+			`{"rule_id":"u","default":false,"enabled":true,"actions":["dont_notify"],"conditions":[]}`},
 		{KindRoom, "!r:x", `{"actions":["notify","coalesce"],"pattern":"x","conditions":[{"kind":"x"}]}`,
-			`{"rule_id":"!r:x","default":false,"enabled":true,"actions":["notify"]}`},
+			`{"rule_id":"!r:x","default":false,"enabled":true,"actions":["notify","coalesce"]}`},
 		{KindOverride, "o", `{"actions":[],"conditions":[{"kind":"org.example.future","foo":1},{"kind":"event_property_is","key":"content.x","value":null}]}`,
 			`{"rule_id":"o","default":false,"enabled":true,"actions":[],"conditions":[{"kind":"org.example.future"},{"kind":"event_property_is","key":"content.x","value":null}]}`},
 		{KindOverride, "tomb", `{"actions":[],"conditions":[{"kind":"event_match","key":"state_key","pattern":""}]}`,
@@ -255,7 +256,7 @@ func TestEnabledAndActions(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := u.Actions(tt.kind, tt.id)
-			if b, _ := json.Marshal(got); err != nil || string(b) != `["notify",{"set_tweak":"highlight"}]` {
+			if b, _ := json.Marshal(got); err != nil || string(b) != `["notify",{"set_tweak":"highlight"},"dont_notify"]` {
 				t.Errorf("Actions = %s, %v", b, err)
 			}
 		})
@@ -345,7 +346,7 @@ func TestParseBodies(t *testing.T) {
 		wantErr(t, err, 400, code)
 	}
 	a, err := ParseActionsBody([]byte(`{"actions":["notify",{"set_tweak":"highlight"},"dont_notify"]}`))
-	if err != nil || len(a) != 2 {
+	if err != nil || len(a) != 3 {
 		t.Errorf("actions = %v, %v", a, err)
 	}
 	for _, body := range []string{`{}`, `{"actions":[1]}`, `{"actions":["bogus"]}`, `5`} {
