@@ -69,6 +69,7 @@ func Format(rec *EventRecord, v Viewer, now time.Time, redactedBecause *EventRec
 	if rec.ReplacesState != "" {
 		u.PrevContent, u.PrevSender, u.ReplacesState = rec.PrevContent, rec.PrevSender, rec.ReplacesState
 	}
+	u.Membership = rec.ViewerMembership
 	if redactedBecause != nil {
 		rb := Format(redactedBecause, v, now, nil)
 		u.RedactedBecause = &rb

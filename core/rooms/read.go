@@ -144,6 +144,16 @@ func (v *visibility) allowedAt(pos uint64) bool {
 	return false
 }
 
+// membershipAt is the user's membership at pos, including a change made
+// by the event at pos; "leave" before they had any (spec ClientEvent
+// unsigned.membership, v1.11).
+func (v *visibility) membershipAt(pos uint64) string {
+	if m := at(v.members, pos); m != "" {
+		return m
+	}
+	return spec.Leave
+}
+
 // joinedAfter: the user joined the room at some point after pos.
 func (v *visibility) joinedAfter(pos uint64) bool {
 	for _, m := range v.members {
@@ -224,6 +234,7 @@ func (s *Service) Event(user, roomID, eventID string) (EventRecord, error) {
 	if err != nil || rec.RoomID != roomID || !v.canSee(&rec) {
 		return EventRecord{}, mxerr.NotFound("event not found")
 	}
+	rec.ViewerMembership = v.membershipAt(rec.Pos)
 	return rec, nil
 }
 
@@ -307,6 +318,7 @@ func (s *Service) Messages(user, roomID string, req MessagesRequest) (MessagesRe
 		if req.Allow != nil && !req.Allow(&rec) {
 			return true
 		}
+		rec.ViewerMembership = v.membershipAt(rec.Pos)
 		resp.Chunk = append(resp.Chunk, rec)
 		return true
 	})
@@ -363,6 +375,7 @@ func (s *Service) Context(user, roomID, eventID string, limit int, allow func(*E
 	}
 	nBefore := limit / 2
 	nAfter := limit - nBefore
+	ev.ViewerMembership = v.membershipAt(ev.Pos)
 	resp := ContextResponse{Event: ev, Start: FormatToken(ev.Pos - 1), End: FormatToken(ev.Pos)}
 	collect := func(from uint64, dir Direction, n int, out *[]EventRecord, tok *string) error {
 		return s.store.Timeline(roomID, from, dir, func(rec EventRecord) bool {
@@ -375,6 +388,7 @@ func (s *Service) Context(user, roomID, eventID string, limit int, allow func(*E
 				*tok = FormatToken(rec.Pos)
 			}
 			if v.canSee(&rec) && (allow == nil || allow(&rec)) {
+				rec.ViewerMembership = v.membershipAt(rec.Pos)
 				*out = append(*out, rec)
 			}
 			return true

@@ -32,6 +32,10 @@ type EventRecord struct {
 
 	// RedactedBy is the event ID of the redaction applied to this event.
 	RedactedBy string `cbor:",omitempty"`
+
+	// ViewerMembership is per request, never stored: the requesting user's
+	// membership at the event, for unsigned.membership.
+	ViewerMembership string `cbor:"-"`
 }
 
 // IsState reports whether the event is a state event.
