@@ -60,9 +60,6 @@ func (s *Service) ChangePassword(sess Session, req PasswordRequest) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range deleted {
-		s.sessions.dropUser(sess.UserID, d)
-	}
 	s.devicesDeleted(sess.UserID, deleted)
 	s.finishUIA(u)
 	return nil

@@ -11,6 +11,7 @@ package accounts
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +134,8 @@ func (s *Service) deviceAdded(user, device string) {
 }
 
 func (s *Service) devicesDeleted(user string, devices []string) {
+	// Their tokens are gone from the store; drop the cached sessions too.
+	s.sessions.dropDevices(user, devices)
 	s.seenMu.Lock()
 	for _, d := range devices {
 		delete(s.seen, user+"\x00"+d)
@@ -215,6 +218,22 @@ func (c *sessionCache) dropUser(user, device string) {
 	c.gen++
 	for h, cs := range c.m {
 		if cs.UserID == user && (device == "" || cs.DeviceID == device) {
+			delete(c.m, h)
+		}
+	}
+}
+
+// dropDevices forgets the cached sessions of some of a user's devices, in
+// one pass over the cache.
+func (c *sessionCache) dropDevices(user string, devices []string) {
+	if len(devices) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for h, cs := range c.m {
+		if cs.UserID == user && slices.Contains(devices, cs.DeviceID) {
 			delete(c.m, h)
 		}
 	}

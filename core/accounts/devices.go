@@ -157,9 +157,6 @@ func (s *Service) DeleteDevices(sess Session, deviceIDs []string, auth json.RawM
 		if err != nil {
 			return err
 		}
-		for _, d := range deleted {
-			s.sessions.dropUser(sess.UserID, d)
-		}
 		s.devicesDeleted(sess.UserID, deleted)
 	}
 	s.finishUIA(u)
