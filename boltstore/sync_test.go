@@ -13,18 +13,25 @@ import (
 	"github.com/lichen-hs/lichen/core/syncer"
 )
 
-// TestSyncWindows checks initial, incremental, limited and long-poll syncs
-// over a real store.
-func TestSyncWindows(t *testing.T) {
+// newSyncEnv is a room engine and a sync engine over a fresh bbolt file,
+// with local users @a and @b.
+func newSyncEnv(t *testing.T) (*rooms.Service, *syncer.Engine) {
+	t.Helper()
 	st, err := Open(t.TempDir() + "/l.db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	hub := notify.New()
 	key, _ := signing.Generate()
 	rs := rooms.New(st, "t.local", key, hub, users{"@a:t.local": "A", "@b:t.local": "B"})
-	eng := syncer.New(rs, st, hub, syncer.Sources{})
+	return rs, syncer.New(rs, st, hub, syncer.Sources{})
+}
+
+// TestSyncWindows checks initial, incremental, limited and long-poll syncs
+// over a real store.
+func TestSyncWindows(t *testing.T) {
+	rs, eng := newSyncEnv(t)
 	a, b := "@a:t.local", "@b:t.local"
 	room, err := rs.CreateRoom(a, rooms.CreateRequest{Invite: []string{b}})
 	if err != nil {
@@ -118,15 +125,7 @@ func TestSyncWindows(t *testing.T) {
 // m.room.member join event; the next incremental sync must carry just that
 // event, not the room again as if newly joined.
 func TestSyncProfileChangeIsNotARejoin(t *testing.T) {
-	st, err := Open(t.TempDir() + "/l.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	hub := notify.New()
-	key, _ := signing.Generate()
-	rs := rooms.New(st, "t.local", key, hub, users{"@a:t.local": "A", "@b:t.local": "B"})
-	eng := syncer.New(rs, st, hub, syncer.Sources{})
+	rs, eng := newSyncEnv(t)
 	room, err := rs.CreateRoom("@a:t.local", rooms.CreateRequest{Preset: "public_chat"})
 	if err != nil {
 		t.Fatal(err)
