@@ -105,7 +105,7 @@ func setup(t *testing.T, svc *rooms.Service, ver string, r authRoom) *authEnv {
 				t.Fatalf("invite %s: %v", u, err)
 			}
 		}
-		if _, err := svc.Join(u, room, ""); err != nil {
+		if _, err := svc.Join(u, room, "", nil); err != nil {
 			t.Fatalf("join %s: %v", u, err)
 		}
 	}
@@ -388,7 +388,7 @@ func TestAuthMembership(t *testing.T) {
 					return err
 				}
 				wantMembership(e.t, e, bob, "invite")
-				_, err := e.svc.Join(bob, e.room, "")
+				_, err := e.svc.Join(bob, e.room, "", nil)
 				return err
 			},
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "join") }},
@@ -399,20 +399,20 @@ func TestAuthMembership(t *testing.T) {
 			act:   func(e *authEnv) error { return e.svc.Leave(bob, e.room, "") },
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "leave") }},
 		{name: "public room join works", room: public,
-			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, ""); return err },
+			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, "", nil); return err },
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "join") }},
 		{name: "invite-only room join without invite", room: private, status: 403, code: forbidden,
-			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, ""); return err },
+			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, "", nil); return err },
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "") }},
 		{name: "rejoin after leaving an invite-only room", room: joined, status: 403, code: forbidden,
 			prep: func(e *authEnv) { must(e.t, e.svc.Leave(bob, e.room, "")) },
 			act: func(e *authEnv) error {
-				_, err := e.svc.Join(bob, e.room, "")
+				_, err := e.svc.Join(bob, e.room, "", nil)
 				return err
 			}},
 		{name: "ban blocks join to a public room", room: public, status: 403, code: forbidden,
 			prep:  func(e *authEnv) { must(e.t, e.svc.SetMembership(alice, e.room, bob, "ban", "")) },
-			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, ""); return err },
+			act:   func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, "", nil); return err },
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "ban") }},
 		{name: "ban of a member", room: joined,
 			act:   func(e *authEnv) error { return e.svc.SetMembership(alice, e.room, bob, "ban", "spam") },
@@ -438,7 +438,7 @@ func TestAuthMembership(t *testing.T) {
 				if err := e.svc.Invite(alice, e.room, bob, "", false); err != nil {
 					return err
 				}
-				_, err := e.svc.Join(bob, e.room, "")
+				_, err := e.svc.Join(bob, e.room, "", nil)
 				return err
 			},
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "join") }},
@@ -517,7 +517,7 @@ func TestAuthMembership(t *testing.T) {
 				if err := e.svc.Invite(alice, e.room, bob, "", false); err != nil {
 					return err
 				}
-				_, err := e.svc.Join(bob, e.room, "")
+				_, err := e.svc.Join(bob, e.room, "", nil)
 				return err
 			},
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "join") }},
@@ -532,7 +532,7 @@ func TestAuthMembership(t *testing.T) {
 			check: func(e *authEnv) { wantMembership(e.t, e, bob, "leave") }},
 		{name: "join of a knock room without invite", room: authRoom{state: []rooms.StateEventInput{{Type: "m.room.join_rules", Content: json.RawMessage(`{"join_rule":"knock"}`)}}},
 			status: 403, code: forbidden,
-			act: func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, ""); return err }},
+			act: func(e *authEnv) error { _, err := e.svc.Join(bob, e.room, "", nil); return err }},
 	}
 	runAuthCases(t, cases)
 }
@@ -828,7 +828,7 @@ func TestAuthHistoryVisibility(t *testing.T) {
 					}
 					m2 := e.mustSend(alice, "while bob is invited")
 					checkVis(t, "invited", e.visible(bob, m1, m2), r.invited)
-					if _, err := svc.Join(bob, e.room, ""); err != nil {
+					if _, err := svc.Join(bob, e.room, "", nil); err != nil {
 						t.Fatal(err)
 					}
 					m3 := e.mustSend(alice, "after bob joined")
@@ -854,7 +854,7 @@ func TestAuthHistoryVisibility(t *testing.T) {
 				}
 				change := e.stateID("m.room.history_visibility", "")
 				m2 := e.mustSend(alice, "joined only")
-				if _, err := svc.Join(bob, e.room, ""); err != nil {
+				if _, err := svc.Join(bob, e.room, "", nil); err != nil {
 					t.Fatal(err)
 				}
 				checkVis(t, "joined late", e.visible(bob, m1, change, m2), []bool{y, y, n})

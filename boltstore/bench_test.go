@@ -49,7 +49,7 @@ func BenchmarkInitialSync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := svc.Join("@b:test.local", room, ""); err != nil {
+		if _, err := svc.Join("@b:test.local", room, "", nil); err != nil {
 			b.Fatal(err)
 		}
 		for i := 0; i < 100; i++ {
@@ -82,7 +82,7 @@ func BenchmarkIncrementalSync(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.Join("@b:test.local", room, ""); err != nil {
+	if _, err := svc.Join("@b:test.local", room, "", nil); err != nil {
 		b.Fatal(err)
 	}
 	content := json.RawMessage(`{"msgtype":"m.text","body":"hello there"}`)

@@ -263,7 +263,7 @@ func corpusRecords(tb testing.TB, server string, versions []string, seed uint64,
 			if err := svc.Invite(owner, room, u, "", false); err != nil {
 				continue
 			}
-			if _, err := svc.Join(u, room, ""); err == nil {
+			if _, err := svc.Join(u, room, "", nil); err == nil {
 				members = append(members, u)
 			}
 		}

@@ -58,7 +58,7 @@ func TestRoomLifecycle(t *testing.T) {
 			if err := svc.Invite("@a:test.local", roomID, "@b:test.local", "", false); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := svc.Join("@b:test.local", "#r"+ver+":test.local", ""); err != nil {
+			if _, err := svc.Join("@b:test.local", "#r"+ver+":test.local", "", nil); err != nil {
 				t.Fatal(err)
 			}
 			var wg sync.WaitGroup

@@ -51,7 +51,7 @@ func TestSyncWindows(t *testing.T) {
 	if r.Rooms.Invite[room] == nil || len(r.Rooms.Invite[room].InviteState.Events) == 0 {
 		t.Fatalf("invite missing: %+v", r.Rooms)
 	}
-	if _, err := rs.Join(b, room, ""); err != nil {
+	if _, err := rs.Join(b, room, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	r2, _ := eng.Sync(syncer.Request{User: b, Since: r.NextBatch})
@@ -130,7 +130,7 @@ func TestSyncProfileChangeIsNotARejoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rs.Join("@b:t.local", room, ""); err != nil {
+	if _, err := rs.Join("@b:t.local", room, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	r1, _ := eng.Sync(syncer.Request{User: "@b:t.local"})

@@ -352,7 +352,7 @@ func TestReceipts(t *testing.T) {
 	if err := svc.Invite(udAlice, roomID, udBob, "", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Join(udBob, roomID, ""); err != nil {
+	if _, err := svc.Join(udBob, roomID, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	other, err := svc.CreateRoom(udAlice, rooms.CreateRequest{})

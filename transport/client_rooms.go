@@ -32,17 +32,39 @@ func (s *Server) MountRooms(rs *rooms.Service) {
 	})
 
 	join := func(r *Request) (any, error) {
-		var req struct {
-			Reason string `json:"reason"`
+		// The body's reason and third_party_signed are parameters; any
+		// other key goes into the member event (rooms.Service.Join).
+		var req map[string]json.RawMessage
+		if len(r.body) > 0 {
+			obj, err := r.Object() // refuses floats, which canonical JSON cannot sign
+			if err != nil {
+				return nil, err
+			}
+			if err := json.Unmarshal(obj, &req); err != nil {
+				return nil, mxerr.BadJSON(err.Error())
+			}
 		}
-		if err := r.Decode(&req); err != nil {
-			return nil, err
+		var reason string
+		if raw, ok := req["reason"]; ok {
+			if err := json.Unmarshal(raw, &reason); err != nil {
+				return nil, mxerr.BadJSON("reason must be a string")
+			}
+		}
+		var extra map[string]any
+		for k, v := range req {
+			if k == "reason" || k == "third_party_signed" {
+				continue
+			}
+			if extra == nil {
+				extra = map[string]any{}
+			}
+			extra[k] = v
 		}
 		target := r.Param("roomIdOrAlias")
 		if target == "" {
 			target = r.Param("roomId")
 		}
-		id, err := rs.Join(r.Session.UserID, target, req.Reason)
+		id, err := rs.Join(r.Session.UserID, target, reason, extra)
 		if err != nil {
 			return nil, err
 		}

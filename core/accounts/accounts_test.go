@@ -56,19 +56,6 @@ func TestRegistrationTokenUsable(t *testing.T) {
 }
 
 func TestValidators(t *testing.T) {
-	for s, want := range map[string]bool{
-		"mxc://example.org/abc-DEF_123": true,
-		"mxc://[::1]:8448/x":            true,
-		"mxc://example.org/":            false,
-		"mxc://example.org":             false,
-		"mxc:///abc":                    false,
-		"mxc://example.org/a/b":         false,
-		"https://example.org/abc":       false,
-	} {
-		if validMXC(s) != want {
-			t.Errorf("validMXC(%q) = %v", s, !want)
-		}
-	}
 	for s, want := range map[string]bool{"abc": true, "A-z_0.9~": true, "": false, "a b": false, strings.Repeat("a", 65): false} {
 		if validRegistrationTokenSyntax(s) != want {
 			t.Errorf("validRegistrationTokenSyntax(%q) = %v", s, !want)

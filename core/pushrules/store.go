@@ -111,11 +111,12 @@ func errKind(kind string) error {
 func errNotFound() error { return mxerr.NotFound("The push rule was not found.") }
 
 // Get returns one rule of the user's effective ruleset
-// (GET /pushrules/global/{kind}/{ruleId}): 400 M_INVALID_PARAM for an
-// unknown kind, 404 M_NOT_FOUND for an unknown rule.
+// (GET /pushrules/global/{kind}/{ruleId}): 404 M_NOT_FOUND for an unknown
+// rule. A kind this server does not know (such as MSC4306's "postcontent")
+// holds no rules, so it is also 404, the answer clients probe for.
 func (u *UserRules) Get(userID, kind, ruleID string) (Rule, error) {
 	if !ValidKind(kind) {
-		return Rule{}, errKind(kind)
+		return Rule{}, errNotFound()
 	}
 	rs := u.Effective(userID)
 	if r, ok := rs.Find(kind, ruleID); ok {
@@ -125,10 +126,11 @@ func (u *UserRules) Get(userID, kind, ruleID string) (Rule, error) {
 }
 
 // find locates a rule: idx >= 0 for a user-defined rule, def for a
-// server-default one; err for an unknown kind (400) or rule (404).
+// server-default one; err 404 for an unknown rule, or a kind this server
+// does not know (it has no rules to read, delete or toggle).
 func (u *UserRules) find(kind, ruleID string) (idx int, def Rule, isDef bool, err error) {
 	if !ValidKind(kind) {
-		return -1, Rule{}, false, errKind(kind)
+		return -1, Rule{}, false, errNotFound()
 	}
 	if d, ok := lookupDefault(kind, ruleID); ok {
 		return -1, d, true, nil

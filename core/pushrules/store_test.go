@@ -192,8 +192,8 @@ func TestEffectiveOrder(t *testing.T) {
 
 func TestGetErrors(t *testing.T) {
 	var u *UserRules
-	_, err := u.Get(alice, "nope", "x")
-	wantErr(t, err, 400, "M_INVALID_PARAM")
+	_, err := u.Get(alice, "nope", "x") // unknown kind: no such rule
+	wantErr(t, err, 404, "M_NOT_FOUND")
 	_, err = u.Get(alice, KindOverride, "not_a_rule_id")
 	wantErr(t, err, 404, "M_NOT_FOUND")
 	_, err = u.Get(alice, KindUnderride, ".m.rule.master") // wrong kind
@@ -219,7 +219,7 @@ func TestDelete(t *testing.T) {
 	}
 	wantErr(t, u.Delete(KindRoom, "!b:x"), 404, "M_NOT_FOUND")
 	wantErr(t, u.Delete(KindSender, "!a:x"), 404, "M_NOT_FOUND")
-	wantErr(t, u.Delete("nope", "!a:x"), 400, "M_INVALID_PARAM")
+	wantErr(t, u.Delete("nope", "!a:x"), 404, "M_NOT_FOUND")
 	wantErr(t, u.Delete(KindOverride, ".m.rule.master"), 400, "M_INVALID_PARAM")
 	wantErr(t, u.Delete(KindOverride, ".m.rule.nonexistent"), 404, "M_NOT_FOUND")
 }
@@ -266,10 +266,13 @@ func TestEnabledAndActions(t *testing.T) {
 		func() error { _, err := u.Enabled(KindRoom, "@bob:x"); return err },
 		func() error { return u.SetActions(KindOverride, ".m.rule.nope", nil) },
 		func() error { _, err := u.Actions(KindUnderride, ".m.rule.master"); return err },
+		// A kind the server does not know holds no rules (MSC4306's
+		// "postcontent" is probed this way by clients).
+		func() error { return u.SetEnabled("postcontent", ".m.rule.master", true) },
+		func() error { _, err := u.Get("@a:x", "postcontent", ".m.rule.master"); return err },
 	} {
 		wantErr(t, f(), 404, "M_NOT_FOUND")
 	}
-	wantErr(t, u.SetEnabled("nope", ".m.rule.master", true), 400, "M_INVALID_PARAM")
 	wantErr(t, u.SetActions(KindOverride, ".m.rule.master", []Action{{Kind: "bogus"}}), 400, "M_BAD_JSON")
 
 	// Resetting a default to its original values drops the stored change.

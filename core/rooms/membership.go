@@ -48,8 +48,29 @@ func (s *Service) memberContent(user, membership, reason string, extra map[strin
 	return c
 }
 
+// joinContent is a join's member content: the profile, then the client's
+// extra keys (which may override displayname and avatar_url), then the
+// fields only the server sets.
+func (s *Service) joinContent(user, reason string, extra map[string]any) map[string]any {
+	c := s.memberContent(user, spec.Join, reason, nil)
+	for k, v := range extra {
+		switch k {
+		case "membership", "reason", "join_authorised_via_users_server":
+			continue
+		}
+		c[k] = v
+	}
+	return c
+}
+
 // Join joins user to a room by ID or alias (spec: POST /join/{roomIdOrAlias}).
-func (s *Service) Join(user, idOrAlias, reason string) (string, error) {
+// extra holds other keys of the request body, copied into the member
+// event's content as every deployed server does (sytest "POST /join can
+// join a room with custom content"): a client may set a room-specific
+// displayname or avatar_url there. membership is always the server's, and
+// join_authorised_via_users_server is dropped: it is the resident server's
+// to set for restricted joins, not the joiner's.
+func (s *Service) Join(user, idOrAlias, reason string, extra map[string]any) (string, error) {
 	roomID, err := s.ResolveRoom(idOrAlias)
 	if err != nil {
 		return "", err
@@ -68,7 +89,7 @@ func (s *Service) Join(user, idOrAlias, reason string) (string, error) {
 	}
 	wait, err := s.submit(h, []proto{{
 		Type: spec.MRoomMember, StateKey: &user, Sender: user,
-		Content: s.memberContent(user, spec.Join, reason, nil),
+		Content: s.joinContent(user, reason, extra),
 	}}, nil)
 	h.mu.Unlock()
 	if err != nil {

@@ -333,6 +333,30 @@ func TestRoomAliases(t *testing.T) {
 	wantErr(t, s.do("GET", cs+"/directory/room/"+esc("#nope:localhost"), "", nil), 404, "M_NOT_FOUND")
 }
 
+// The join body's extra keys land in the member event; membership and
+// join_authorised_via_users_server stay the server's; a non-string reason
+// is refused with nothing joined.
+func TestRoomJoinCustomContent(t *testing.T) {
+	s := start(t)
+	alice, bob := s.register(""), s.register("")
+	room := s.createRoom(alice, map[string]any{"preset": "public_chat"})
+
+	wantErr(t, s.do("POST", cs+"/join/"+esc(room), bob.Token, map[string]any{"reason": 7}), 400, "M_BAD_JSON")
+	if m := membershipOf(s, alice, room, bob.ID); m != "" {
+		t.Fatalf("refused join left membership %q", m)
+	}
+	s.must(200, "POST", cs+"/join/"+esc(room), bob.Token, map[string]any{
+		"foo": "bar", "displayname": "Bob here", "membership": "leave",
+		"join_authorised_via_users_server": alice.ID, "reason": "hi",
+		"third_party_signed": map[string]any{"x": "y"},
+	})
+	m := s.must(200, "GET", rpath(room, "/state/m.room.member/"+esc(bob.ID)), alice.Token, nil)
+	want := map[string]any{"membership": "join", "foo": "bar", "displayname": "Bob here", "reason": "hi"}
+	if c := m.Body; !reflect.DeepEqual(c, want) {
+		t.Errorf("member content = %v, want %v", c, want)
+	}
+}
+
 func TestRoomVersions(t *testing.T) {
 	s := start(t)
 	alice := s.register("")
