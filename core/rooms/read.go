@@ -465,6 +465,15 @@ func (s *Service) Members(user, roomID string, req MembersRequest) ([]EventRecor
 		if err != nil {
 			return nil, err
 		}
+		// A room has no members before its creator joined, yet the
+		// prev_batch of a sync timeline that reaches back to the create
+		// event names exactly that point. Clients ask for members "at" a
+		// prev_batch to render the timeline's start, so such a token
+		// means the room as created (sytest "Can get rooms/{roomId}/members
+		// at a given point").
+		if floor := s.creationPos(roomID); at < floor {
+			at = floor
+		}
 		if at < pos {
 			pos = at
 		}
@@ -488,6 +497,24 @@ func (s *Service) Members(user, roomID string, req MembersRequest) ([]EventRecor
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// creationPos is the position of the creator's first join, the end of the
+// room's creation (0 if unknown).
+func (s *Service) creationPos(roomID string) uint64 {
+	meta, err := s.store.Room(roomID)
+	if err != nil {
+		return 0
+	}
+	hist, err := s.store.StateHistory(roomID, spec.MRoomMember, meta.Creator)
+	if err != nil || len(hist) == 0 {
+		return 0
+	}
+	first := hist[0].Pos
+	for _, rec := range hist[1:] {
+		first = min(first, rec.Pos)
+	}
+	return first
 }
 
 // JoinedMember is an entry of GET /joined_members.

@@ -696,10 +696,20 @@ func TestRoomMembersLists(t *testing.T) {
 	s := start(t)
 	alice, bob, carol, dave := s.register(""), s.register(""), s.register(""), s.register("")
 	room := s.createRoom(alice, map[string]any{"preset": "public_chat"})
+	// Tokens for ?at=: the initial sync's timeline reaches back to the
+	// create event, so its prev_batch precedes the room; next_batch is
+	// the room as created.
+	sy := s.must(200, "GET", cs+"/sync", alice.Token, nil)
+	prevBatch := objStr(sy.Body, "rooms", "join", room, "timeline", "prev_batch")
+	created := sy.str("next_batch")
 	mustJoin(s, bob, room)
+	afterBob := s.must(200, "GET", cs+"/sync", bob.Token, nil).str("next_batch")
 	mustJoin(s, carol, room)
 	s.must(200, "POST", rpath(room, "/leave"), carol.Token, map[string]any{})
 	s.must(200, "POST", rpath(room, "/invite"), alice.Token, map[string]any{"user_id": dave.ID})
+	if prevBatch == "" || created == "" || afterBob == "" {
+		t.Fatalf("missing sync tokens: prev_batch %q, next_batch %q, %q", prevBatch, created, afterBob)
+	}
 
 	members := func(query string) map[string]string {
 		r := s.must(200, "GET", rpath(room, "/members"+query), bob.Token, nil)
@@ -721,6 +731,10 @@ func TestRoomMembersLists(t *testing.T) {
 		{"?membership=invite", map[string]string{dave.ID: "invite"}},
 		{"?not_membership=leave", map[string]string{alice.ID: "join", bob.ID: "join", dave.ID: "invite"}},
 		{"?membership=join&not_membership=leave", map[string]string{alice.ID: "join", bob.ID: "join"}},
+		{"?at=" + url.QueryEscape(prevBatch), map[string]string{alice.ID: "join"}},
+		{"?at=" + url.QueryEscape(created), map[string]string{alice.ID: "join"}},
+		{"?at=" + url.QueryEscape(afterBob), map[string]string{alice.ID: "join", bob.ID: "join"}},
+		{"?at=" + url.QueryEscape(afterBob) + "&membership=join", map[string]string{alice.ID: "join", bob.ID: "join"}},
 	}
 	for _, c := range cases {
 		if got := members(c.query); !reflect.DeepEqual(got, c.want) {
@@ -740,6 +754,7 @@ func TestRoomMembersLists(t *testing.T) {
 	if !reflect.DeepEqual(keys, want) {
 		t.Errorf("/joined_members = %v, want %v", keys, want)
 	}
+	wantErr(t, s.do("GET", rpath(room, "/members?at=bogus"), bob.Token, nil), 400)
 	// A non-member (never joined) cannot list members.
 	eve := s.register("")
 	wantErr(t, s.do("GET", rpath(room, "/members"), eve.Token, nil), 403, "M_FORBIDDEN")
