@@ -31,7 +31,7 @@ func mountUserData(a *app) userData {
 		_, _, ok := a.accounts.Profile(u)
 		return ok
 	})
-	a.http.MountUserData(ad, accountdata.NewDirectory(a.listProfiles, nil))
+	a.http.MountUserData(ad, accountdata.NewDirectory(a.listProfiles, a.rooms.DirectoryScope))
 	a.http.MountEphemeral(rc, ty, pr)
 	eventPos := func(id string) (uint64, bool) {
 		rec, err := st.Event(id)

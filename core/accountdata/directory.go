@@ -10,9 +10,9 @@ import (
 // User directory search (spec "User Directory", users.yaml). The server
 // may choose which users are searched, but MUST at least consider users
 // who share a room with the searcher or are joined to public or
-// world-readable rooms. A board has a handful of local users, so the first
-// version searches all of them (a superset of the required set) unless a
-// Visible hook narrows it; remote users are not searched.
+// world-readable rooms. The Scope hook (rooms.Service.DirectoryScope)
+// decides; a board has a handful of local users, so they are scanned in
+// memory. Remote users are not searched.
 
 // Profile is a user directory entry.
 type Profile struct {
@@ -25,14 +25,14 @@ type Profile struct {
 // global profiles.
 type ListUsers func() []Profile
 
-// Visible reports whether searcher may find user; nil means every local
-// user is visible.
-type Visible func(searcher, user string) bool
+// Scope returns, for one search, whether searcher may find a user; nil
+// means every local user is visible.
+type Scope func(searcher string) func(user string) bool
 
 // Directory answers user directory searches.
 type Directory struct {
-	list    ListUsers
-	visible Visible
+	list  ListUsers
+	scope Scope
 }
 
 // Search limits (users.yaml: limit "Defaults to 10"; the maximum is ours).
@@ -41,9 +41,9 @@ const (
 	MaxSearchLimit     = 50
 )
 
-// NewDirectory makes the directory over list, narrowed by visible if set.
-func NewDirectory(list ListUsers, visible Visible) *Directory {
-	return &Directory{list: list, visible: visible}
+// NewDirectory makes the directory over list, narrowed by scope if set.
+func NewDirectory(list ListUsers, scope Scope) *Directory {
+	return &Directory{list: list, scope: scope}
 }
 
 // Search matches term case-insensitively against user IDs and display
@@ -64,12 +64,13 @@ func (d *Directory) Search(searcher, term string, limit int) (results []Profile,
 		rank int
 	}
 	var hits []hit
+	var visible func(string) bool
+	if d.scope != nil {
+		visible = d.scope(searcher)
+	}
 	for _, p := range d.list() {
-		if d.visible != nil && p.UserID != searcher && !d.visible(searcher, p.UserID) {
-			continue
-		}
 		r, ok := matchRank(p, term)
-		if !ok {
+		if !ok || visible != nil && !visible(p.UserID) {
 			continue
 		}
 		hits = append(hits, hit{p, r})

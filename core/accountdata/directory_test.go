@@ -13,10 +13,12 @@ func TestDirectorySearch(t *testing.T) {
 		{UserID: "@carol:board.local", DisplayName: "Carol Alison", AvatarURL: "mxc://board.local/c"},
 		{UserID: "@sensor1:board.local"},
 	}
-	hidden := func(searcher, user string) bool { return user != "@bob:board.local" }
+	hidden := func(searcher string) func(string) bool {
+		return func(user string) bool { return user != "@bob:board.local" }
+	}
 	tests := []struct {
 		name    string
-		visible Visible
+		visible Scope
 		term    string
 		limit   int
 		want    string
