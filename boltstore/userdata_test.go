@@ -272,7 +272,8 @@ func TestPushRulesAsAccountData(t *testing.T) {
 	_, err = ad.PushRule(udAlice, pushrules.KindRoom, udRoom1)
 	udWantErr(t, "deleted rule", err, 404, "M_NOT_FOUND")
 	udWantErr(t, "delete default", ad.DeletePushRule(udAlice, pushrules.KindOverride, pushrules.MasterRuleID), 400, "M_INVALID_PARAM")
-	udWantErr(t, "unknown kind", ad.SetPushRuleEnabled(udAlice, "nope", "x", true), 400, "M_INVALID_PARAM")
+	udWantErr(t, "unknown kind", ad.SetPushRuleEnabled(udAlice, "nope", "x", true), 404, "M_NOT_FOUND")
+	udWantErr(t, "put unknown kind", ad.PutPushRule(udAlice, "nope", "x", []byte(`{"actions":["notify"]}`), "", ""), 400, "M_INVALID_PARAM")
 	udWantErr(t, "bad body", ad.PutPushRule(udAlice, pushrules.KindRoom, udRoom1, []byte(`{"actions":"x"}`), "", ""), 400, "M_BAD_JSON")
 	// Bob is untouched.
 	if rs, _ := ad.Ruleset(udBob); rs.Override[0].Enabled {

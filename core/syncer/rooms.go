@@ -75,12 +75,8 @@ func stateFor(f *filter.Filter, user string, state, timeline []rooms.EventRecord
 func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, m rooms.MemberEntry, since, upto Token,
 	accountData []json.RawMessage, peers map[string]bool) (*JoinedRoom, error) {
 	roomID := m.RoomID
-	full := since.Pos == 0 || req.FullState || e.joinedSince(req.User, roomID, m, since.Pos)
-	if e.src.Presence != nil {
-		for _, u := range e.rooms.JoinedUsers(roomID) {
-			peers[u] = true
-		}
-	}
+	joined := since.Pos != 0 && e.joinedSince(req.User, roomID, m, since.Pos)
+	full := since.Pos == 0 || req.FullState || joined
 	jr := &JoinedRoom{
 		State:       ClientEventList{Events: []rooms.ClientEvent{}},
 		Ephemeral:   EventList{Events: []json.RawMessage{}},
@@ -90,6 +86,9 @@ func (e *Engine) joinedRoom(req Request, f *filter.Filter, viewer rooms.Viewer, 
 	latest, err := e.store.Latest(roomID)
 	if err != nil {
 		return nil, err
+	}
+	if e.src.Presence != nil {
+		e.notePeers(req.User, roomID, since.Pos, joined, latest.Pos > since.Pos, peers)
 	}
 	var tl []rooms.EventRecord
 	limited := false
@@ -226,6 +225,25 @@ func (e *Engine) joinedSince(user, roomID string, m rooms.MemberEntry, since uin
 		return true // no membership at since
 	}
 	return membership(&before) != spec.Join
+}
+
+// notePeers adds the room's joined members to peers (user -> newly a
+// peer). A peer is new when the viewer joined the room in this window, or
+// the peer did: their current presence is then sent even if it did not
+// change, since the client has never been told it (sytest "Newly joined
+// room includes presence in incremental sync", "Existing members see new
+// members' presence"). Members' joins are looked up only in rooms with
+// new events.
+func (e *Engine) notePeers(viewer, roomID string, since uint64, viewerJoined, changed bool, peers map[string]bool) {
+	for _, u := range e.rooms.JoinedUsers(roomID) {
+		isNew := since != 0 && u != viewer && (viewerJoined || changed && e.memberJoinedSince(u, roomID, since))
+		peers[u] = peers[u] || isNew
+	}
+}
+
+func (e *Engine) memberJoinedSince(user, roomID string, since uint64) bool {
+	m, err := e.store.Membership(user, roomID)
+	return err == nil && e.joinedSince(user, roomID, m, since)
 }
 
 func membership(rec *rooms.EventRecord) string {

@@ -290,13 +290,26 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 		}
 	}
 	if e.src.Presence != nil && !(f.Presence != nil && f.Presence.Types != nil && len(f.Presence.Types) == 0) {
-		list := make([]string, 0, len(peers)+1)
-		peers[req.User] = true
-		for p := range peers {
-			list = append(list, p)
+		// Changed presence of every peer, plus the current presence of
+		// new peers (notePeers), each user once.
+		var changed, fresh []string
+		if _, ok := peers[req.User]; !ok {
+			peers[req.User] = false // own presence, when it changed
 		}
-		sort.Strings(list)
-		for _, ev := range e.src.Presence(req.User, list, since.Eph) {
+		for p, isNew := range peers {
+			if isNew {
+				fresh = append(fresh, p)
+			} else {
+				changed = append(changed, p)
+			}
+		}
+		sort.Strings(changed)
+		sort.Strings(fresh)
+		evs := e.src.Presence(req.User, changed, since.Eph)
+		if len(fresh) > 0 {
+			evs = append(evs, e.src.Presence(req.User, fresh, 0)...)
+		}
+		for _, ev := range evs {
 			if allowsType(f.Presence, ev) {
 				resp.Presence.Events = append(resp.Presence.Events, ev)
 			}
