@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/lichen-hs/lichen/transport/tlscert"
 )
 
 // Config is the server configuration: defaults, then the TOML file, then
@@ -23,9 +25,17 @@ type Config struct {
 	// RegistrationSharedSecret enables Synapse-compatible shared-secret
 	// registration at /_synapse/admin/v1/register.
 	RegistrationSharedSecret string `toml:"registration_shared_secret"`
-	MaxBodyBytes             int    `toml:"max_body_bytes"`
-	RateLimit                bool   `toml:"rate_limit"`
-	LogLevel                 string `toml:"log_level"`
+	// FederationListen is the TLS listener for other homeservers (usually
+	// port 8448); it starts only when a certificate is configured: TLSCert
+	// and TLSKey, or a CA (TLSCACert, TLSCAKey) to issue one from.
+	FederationListen string `toml:"federation_listen"`
+	TLSCert          string `toml:"tls_cert"`
+	TLSKey           string `toml:"tls_key"`
+	TLSCACert        string `toml:"tls_ca_cert"`
+	TLSCAKey         string `toml:"tls_ca_key"`
+	MaxBodyBytes     int    `toml:"max_body_bytes"`
+	RateLimit        bool   `toml:"rate_limit"`
+	LogLevel         string `toml:"log_level"`
 }
 
 func defaultConfig() Config {
@@ -81,6 +91,11 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	str("LICHEN_REGISTRATION", &cfg.Registration)
 	str("LICHEN_REGISTRATION_SHARED_SECRET", &cfg.RegistrationSharedSecret)
 	str("LICHEN_LOG_LEVEL", &cfg.LogLevel)
+	str("LICHEN_FEDERATION_LISTEN", &cfg.FederationListen)
+	str("LICHEN_TLS_CERT", &cfg.TLSCert)
+	str("LICHEN_TLS_KEY", &cfg.TLSKey)
+	str("LICHEN_TLS_CA_CERT", &cfg.TLSCACert)
+	str("LICHEN_TLS_CA_KEY", &cfg.TLSCAKey)
 	if v := getenv("LICHEN_MAX_BODY_BYTES"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
@@ -110,5 +125,27 @@ func (c *Config) validate() error {
 	if c.ServerName == "" {
 		return fmt.Errorf("server_name is empty")
 	}
+	// Half a pair is a typo, not a choice: say so at start.
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("tls_cert and tls_key must be set together")
+	}
+	if (c.TLSCACert == "") != (c.TLSCAKey == "") {
+		return fmt.Errorf("tls_ca_cert and tls_ca_key must be set together")
+	}
+	if c.TLSCert != "" && c.TLSCACert != "" {
+		return fmt.Errorf("set either tls_cert/tls_key or tls_ca_cert/tls_ca_key, not both")
+	}
 	return nil
+}
+
+// federationTLS is the federation listener's certificate source, or nil
+// when no certificate is configured.
+func (c *Config) federationTLS() (*tlscert.Source, error) {
+	switch {
+	case c.TLSCert != "":
+		return tlscert.FromFiles(c.TLSCert, c.TLSKey)
+	case c.TLSCACert != "":
+		return tlscert.FromCA(c.TLSCACert, c.TLSCAKey, c.ServerName)
+	}
+	return nil, nil
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -128,6 +129,7 @@ func open(cfg Config) (*app, error) {
 	a.http.MountRooms(a.rooms)
 	ud := mountUserData(a)
 	a.http.MountSync(syncer.New(a.rooms, st, a.hub, ud.sources), ud.loadFilter)
+	a.http.MountFederation(key, "Lichen", version, time.Now)
 	return a, nil
 }
 
@@ -170,8 +172,13 @@ func serve(cfg Config) error {
 	}
 	slog.Info("lichen serving", "version", version, "server_name", cfg.ServerName, "listen", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "registration", cfg.Registration, "startup", time.Since(start).Round(time.Microsecond))
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- a.http.Serve(ln) }()
+	if err := serveFederation(cfg, a, errc); err != nil {
+		_ = a.http.Shutdown()
+		a.store.Close()
+		return err
+	}
 	select {
 	case sig := <-sigs:
 		slog.Info("shutting down", "signal", sig.String())
@@ -192,6 +199,37 @@ func serve(cfg Config) error {
 		slog.Warn("in-flight requests did not finish in 10s")
 	}
 	return a.store.Close()
+}
+
+// serveFederation starts the TLS listener for other homeservers when one
+// is configured with a certificate. The same handler serves it: today it
+// answers the key server and version endpoints, and M_UNRECOGNIZED for
+// the federation API not built yet.
+func serveFederation(cfg Config, a *app, errc chan<- error) error {
+	if cfg.FederationListen == "" {
+		return nil
+	}
+	src, err := cfg.federationTLS()
+	if err != nil {
+		return err
+	}
+	if src == nil {
+		slog.Warn("federation listener not started: no TLS certificate (set tls_cert/tls_key, or tls_ca_cert/tls_ca_key to issue one)",
+			"federation_listen", cfg.FederationListen)
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.FederationListen)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"listen", ln.Addr().String()}
+	if cert, _ := src.Certificate(); cert != nil && cert.Leaf != nil {
+		attrs = append(attrs, "certificate_names", append(cert.Leaf.DNSNames, fmt.Sprint(cert.Leaf.IPAddresses)),
+			"expires", cert.Leaf.NotAfter.Format(time.RFC3339))
+	}
+	slog.Info("federation listening", attrs...)
+	go func() { errc <- a.http.Serve(tls.NewListener(ln, src.TLSConfig())) }()
+	return nil
 }
 
 func loadOrCreateKey(path string) (signing.Key, error) {
