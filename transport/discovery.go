@@ -1,5 +1,7 @@
 package transport
 
+import "github.com/lichen-hs/lichen/core/rooms"
+
 // Discovery endpoints (spec: client-server-api "Server Discovery",
 // "API Standards"/versions, "Capabilities negotiation").
 
@@ -23,11 +25,15 @@ func (s *Server) mountDiscovery() {
 	})
 	s.r.client("GET", "/capabilities", authRequired, func(r *Request) (any, error) {
 		versions := map[string]string{}
-		for _, v := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"} {
+		for _, v := range rooms.SupportedVersions {
 			versions[v] = "stable"
 		}
+		def := s.cfg.DefaultRoomVersion
+		if def == "" {
+			def = rooms.DefaultRoomVersion
+		}
 		return map[string]any{"capabilities": map[string]any{
-			"m.room_versions":   map[string]any{"default": "12", "available": versions},
+			"m.room_versions":   map[string]any{"default": def, "available": versions},
 			"m.change_password": map[string]bool{"enabled": true},
 			"m.set_displayname": map[string]bool{"enabled": true},
 			"m.set_avatar_url":  map[string]bool{"enabled": true},

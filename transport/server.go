@@ -26,6 +26,9 @@ type Config struct {
 	PublicBaseURL string // advertised in /.well-known/matrix/client
 	MaxBodyBytes  int
 	RateLimit     RateLimitConfig
+	// DefaultRoomVersion is advertised in /capabilities ("" = rooms'
+	// default).
+	DefaultRoomVersion string
 }
 
 // Authenticator resolves access tokens (implemented by core/accounts).

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	toml "github.com/pelletier/go-toml/v2"
 
+	"github.com/lichen-hs/lichen/core/rooms"
 	"github.com/lichen-hs/lichen/transport/tlscert"
 )
 
@@ -34,8 +36,10 @@ type Config struct {
 	TLSCACert        string `toml:"tls_ca_cert"`
 	TLSCAKey         string `toml:"tls_ca_key"`
 	MaxBodyBytes     int    `toml:"max_body_bytes"`
-	RateLimit        bool   `toml:"rate_limit"`
-	LogLevel         string `toml:"log_level"`
+	// DefaultRoomVersion is the version of rooms created without one.
+	DefaultRoomVersion string `toml:"default_room_version"`
+	RateLimit          bool   `toml:"rate_limit"`
+	LogLevel           string `toml:"log_level"`
 }
 
 func defaultConfig() Config {
@@ -47,6 +51,8 @@ func defaultConfig() Config {
 		MaxBodyBytes: 1 << 20,
 		RateLimit:    true,
 		LogLevel:     "info",
+
+		DefaultRoomVersion: rooms.DefaultRoomVersion,
 	}
 }
 
@@ -91,6 +97,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	str("LICHEN_REGISTRATION", &cfg.Registration)
 	str("LICHEN_REGISTRATION_SHARED_SECRET", &cfg.RegistrationSharedSecret)
 	str("LICHEN_LOG_LEVEL", &cfg.LogLevel)
+	str("LICHEN_DEFAULT_ROOM_VERSION", &cfg.DefaultRoomVersion)
 	str("LICHEN_FEDERATION_LISTEN", &cfg.FederationListen)
 	str("LICHEN_TLS_CERT", &cfg.TLSCert)
 	str("LICHEN_TLS_KEY", &cfg.TLSKey)
@@ -124,6 +131,9 @@ func (c *Config) validate() error {
 	}
 	if c.ServerName == "" {
 		return fmt.Errorf("server_name is empty")
+	}
+	if !slices.Contains(rooms.SupportedVersions, c.DefaultRoomVersion) {
+		return fmt.Errorf("default_room_version %q is not one of %s", c.DefaultRoomVersion, strings.Join(rooms.SupportedVersions, ", "))
 	}
 	// Half a pair is a typo, not a choice: say so at start.
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,34 @@ func TestConfigPrecedence(t *testing.T) {
 	os.WriteFile(file, []byte("unknown_key = 1\n"), 0o600)
 	if _, err := configure("t", []string{"--config", file}, nil); err == nil {
 		t.Fatal("unknown key accepted")
+	}
+}
+
+// Settings that cannot work are refused at start, naming the setting.
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"room version unknown", `default_room_version = "13"`, "default_room_version"},
+		{"room version empty", `default_room_version = ""`, "default_room_version"},
+		{"cert without key", `tls_cert = "a.pem"`, "tls_cert and tls_key"},
+		{"CA without key", `tls_ca_cert = "ca.pem"`, "tls_ca_cert and tls_ca_key"},
+		{"both certificate kinds", "tls_cert = \"a\"\ntls_key = \"b\"\ntls_ca_cert = \"c\"\ntls_ca_key = \"d\"", "either"},
+		{"room version 10 is fine", `default_room_version = "10"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "lichen.toml")
+			if err := os.WriteFile(file, []byte(tt.file+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := configure("t", []string{"--config", file}, nil)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want one naming %q", err, tt.want)
+			}
+		})
 	}
 }

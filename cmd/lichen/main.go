@@ -113,6 +113,10 @@ func open(cfg Config) (*app, error) {
 	a := &app{store: st, hub: notify.New()}
 	profiles := &profileBridge{}
 	a.rooms = rooms.New(st, cfg.ServerName, key, a.hub, profiles)
+	if err := a.rooms.SetDefaultVersion(cfg.DefaultRoomVersion); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.accounts = accounts.New(st, accounts.Config{
 		ServerName:   cfg.ServerName,
 		Registration: cfg.Registration,
@@ -123,7 +127,7 @@ func open(cfg Config) (*app, error) {
 	rl.Enabled = cfg.RateLimit
 	a.http = transport.NewServer(transport.Config{
 		ServerName: cfg.ServerName, PublicBaseURL: cfg.PublicBaseURL,
-		MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: rl,
+		MaxBodyBytes: cfg.MaxBodyBytes, RateLimit: rl, DefaultRoomVersion: cfg.DefaultRoomVersion,
 	}, transport.AccountsAuth{A: a.accounts})
 	a.http.MountAccounts(a.accounts)
 	a.http.MountRooms(a.rooms)

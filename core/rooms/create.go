@@ -61,7 +61,7 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 		return "", mxerr.InvalidParam("unknown preset " + req.Preset)
 	}
 	if req.RoomVersion == "" {
-		req.RoomVersion = DefaultRoomVersion
+		req.RoomVersion = s.defaultVer
 	}
 	if !slices.Contains(SupportedVersions, req.RoomVersion) {
 		return "", mxerr.UnsupportedRoomVersion("room version " + req.RoomVersion + " is not supported")

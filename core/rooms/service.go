@@ -25,7 +25,8 @@ import (
 )
 
 // DefaultRoomVersion is what createRoom uses when the client names none
-// (spec: "Room versions": servers should default to the recommended one).
+// (spec: "Room versions": servers SHOULD use room version 12 as the
+// default), unless the operator sets another with SetDefaultVersion.
 const DefaultRoomVersion = "12"
 
 // SupportedVersions are the versions createRoom accepts.
@@ -52,6 +53,7 @@ type Service struct {
 	notify     Notifier
 	users      Users
 	now        func() time.Time
+	defaultVer string
 
 	mu    sync.Mutex
 	heads map[string]*head
@@ -71,8 +73,23 @@ func New(store Store, serverName string, key signing.Key, n Notifier, u Users) *
 		now:        time.Now,
 		heads:      map[string]*head{},
 		txns:       map[string]*txnFlight{},
+		defaultVer: DefaultRoomVersion,
 	}
 }
+
+// SetDefaultVersion changes the version of rooms created without one. An
+// operator whose federation peers cannot yet join version 12 rooms (older
+// servers) picks an earlier one. Call before serving.
+func (s *Service) SetDefaultVersion(v string) error {
+	if !slices.Contains(SupportedVersions, v) {
+		return mxerr.UnsupportedRoomVersion("room version " + v + " is not supported")
+	}
+	s.defaultVer = v
+	return nil
+}
+
+// DefaultVersion is the version of rooms created without one.
+func (s *Service) DefaultVersion() string { return s.defaultVer }
 
 // ServerName is the server's name.
 func (s *Service) ServerName() string { return string(s.serverName) }

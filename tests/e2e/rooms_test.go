@@ -382,10 +382,23 @@ func TestRoomVersions(t *testing.T) {
 		c := s.must(200, "GET", rpath(room, "/state/m.room.create/"), alice.Token, nil)
 		caps := s.must(200, "GET", cs+"/capabilities", alice.Token, nil)
 		def := objStr(caps.Body, "capabilities", "m.room_versions", "default")
-		if def == "" || c.str("room_version") != def {
-			t.Errorf("created version %q, capabilities default %q", c.str("room_version"), def)
+		if def != "12" || c.str("room_version") != def {
+			t.Errorf("created version %q, capabilities default %q, want 12", c.str("room_version"), def)
 		}
 	})
+}
+
+// The operator's default_room_version is what createRoom uses without a
+// version, and what /capabilities advertises.
+func TestRoomDefaultVersionSetting(t *testing.T) {
+	s := start(t, "LICHEN_DEFAULT_ROOM_VERSION=10")
+	alice := s.register("")
+	room := s.createRoom(alice, nil)
+	c := s.must(200, "GET", rpath(room, "/state/m.room.create/"), alice.Token, nil)
+	caps := s.must(200, "GET", cs+"/capabilities", alice.Token, nil)
+	if def := objStr(caps.Body, "capabilities", "m.room_versions", "default"); def != "10" || c.str("room_version") != "10" {
+		t.Errorf("created version %q, capabilities default %q, want 10", c.str("room_version"), def)
+	}
 }
 
 func TestRoomInitialStateNameTopic(t *testing.T) {
