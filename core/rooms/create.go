@@ -119,6 +119,14 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 		"notifications": map[string]int64{"room": 50},
 	}
 	users := pl["users"].(map[string]int64)
+	var creators []string // v12: the sender and additional_creators
+	if ver.PrivilegedCreators() {
+		var err error
+		if creators, err = additionalCreators(create); err != nil {
+			return "", err
+		}
+		creators = append(creators, sender)
+	}
 	if ver.PrivilegedCreators() {
 		// v12 (MSC4289): creators have infinite power and must not be
 		// listed; tombstoning must need more than state_default
@@ -130,15 +138,11 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 		if ver.PrivilegedCreators() {
 			// v12: invitees become additional creators instead
 			// (create_room.yaml, creation_content).
-			var extra []string
-			if raw, ok := create["additional_creators"]; ok {
-				if err := json.Unmarshal(raw, &extra); err != nil {
-					return "", mxerr.BadJSON("creation_content.additional_creators must be a list of user IDs")
-				}
-			}
+			extra, _ := additionalCreators(create) // validated above
 			for _, inv := range req.Invite {
 				if inv != sender && !slices.Contains(extra, inv) {
 					extra = append(extra, inv)
+					creators = append(creators, inv)
 				}
 			}
 			create["additional_creators"], _ = json.Marshal(extra)
@@ -155,6 +159,12 @@ func (s *Service) CreateRoom(sender string, req CreateRequest) (roomID string, e
 		}
 		for k, v := range ov {
 			pl[k] = v
+		}
+	}
+	if ver.PrivilegedCreators() {
+		b, _ := json.Marshal(pl)
+		if err := checkCreatorsNotListed(b, creators); err != nil {
+			return "", err
 		}
 	}
 
@@ -299,4 +309,43 @@ func (s *Service) submitNew(h *head, ps []proto, alias string, public bool) (fun
 		}
 	}
 	return func() ([]string, uint64, error) { return ids, pos, nil }, nil
+}
+
+// additionalCreators reads creation_content.additional_creators of a v12
+// room: absent, or an array of valid user IDs. Anything else is the
+// client's mistake (400 M_BAD_JSON), caught before auth rules would
+// reject the create event as forbidden (MSC4289).
+func additionalCreators(create map[string]json.RawMessage) ([]string, error) {
+	raw, ok := create["additional_creators"]
+	if !ok {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, mxerr.BadJSON("creation_content.additional_creators must be an array of user IDs")
+	}
+	for _, u := range list {
+		if _, _, err := ids.ParseUserID(u); err != nil {
+			return nil, mxerr.BadJSON("creation_content.additional_creators: invalid user ID " + u)
+		}
+	}
+	return list, nil
+}
+
+// checkCreatorsNotListed refuses v12 power levels that list a creator in
+// users (room version 12: creators have unlimited power and must not
+// appear there): 400 M_BAD_JSON, the client's content being invalid.
+func checkCreatorsNotListed(content []byte, creators []string) error {
+	var pl struct {
+		Users map[string]json.RawMessage `json:"users"`
+	}
+	if json.Unmarshal(content, &pl) != nil {
+		return nil // shape errors are the auth rules' to report
+	}
+	for _, c := range creators {
+		if _, ok := pl.Users[c]; ok {
+			return mxerr.BadJSON("power levels must not list room creator " + c + ": in room version 12 creators have unlimited power")
+		}
+	}
+	return nil
 }

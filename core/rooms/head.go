@@ -123,6 +123,15 @@ func (h *head) userLevel(user string) int64 {
 
 func (h *head) isCreator(user string) bool { return h.creators[user] }
 
+// creatorList lists the privileged creators (v12), in no order.
+func (h *head) creatorList() []string {
+	out := make([]string, 0, len(h.creators))
+	for u := range h.creators {
+		out = append(out, u)
+	}
+	return out
+}
+
 // apply records an accepted event in the head.
 func (h *head) apply(ev gmsl.PDU, rec *EventRecord) {
 	h.latest = ev.EventID()

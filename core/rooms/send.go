@@ -55,7 +55,8 @@ func (s *Service) SetState(user, roomID, typ, stateKey string, content json.RawM
 		return "", mxerr.InvalidParam("state_key is longer than 255 bytes")
 	}
 	if typ == spec.MRoomCreate {
-		return "", mxerr.Forbidden("m.room.create cannot be changed")
+		// Only the first event of a room can be its create event.
+		return "", mxerr.BadJSON("m.room.create cannot be sent to an existing room")
 	}
 	if typ == "m.room.canonical_alias" {
 		if err := s.checkCanonicalAlias(roomID, content); err != nil {
@@ -65,6 +66,12 @@ func (s *Service) SetState(user, roomID, typ, stateKey string, content json.RawM
 	h, err := s.lockHead(roomID)
 	if err != nil {
 		return "", err
+	}
+	if typ == spec.MRoomPowerLevels && h.ver.PrivilegedCreators() {
+		if err := checkCreatorsNotListed(content, h.creatorList()); err != nil {
+			h.mu.Unlock()
+			return "", err
+		}
 	}
 	if old := h.get(typ, stateKey); old != nil && string(old.SenderID()) == user && bytes.Equal(compact(old.Content()), compact(content)) {
 		h.mu.Unlock()

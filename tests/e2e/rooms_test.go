@@ -388,6 +388,41 @@ func TestRoomVersions(t *testing.T) {
 	})
 }
 
+// Room version 12 content the client got wrong is a 400 M_BAD_JSON and
+// creates nothing (MSC4289: creators are not listed in power levels;
+// additional_creators is an array of user IDs).
+func TestRoomV12InvalidCreatorContent(t *testing.T) {
+	s := start(t)
+	alice, bob := s.register(""), s.register("")
+	cases := []struct {
+		name string
+		body map[string]any
+	}{
+		{"additional_creators not an array", map[string]any{"creation_content": map[string]any{"additional_creators": bob.ID}}},
+		{"additional_creators not strings", map[string]any{"creation_content": map[string]any{"additional_creators": []any{7}}}},
+		{"additional_creators not user IDs", map[string]any{"creation_content": map[string]any{"additional_creators": []any{"not-a-user"}}}},
+		{"additional_creators bad domain", map[string]any{"creation_content": map[string]any{"additional_creators": []any{"@x:dom$ain"}}}},
+		{"override lists the creator", map[string]any{"power_level_content_override": map[string]any{"users": map[string]any{alice.ID: 100}}}},
+		{"override lists an additional creator", map[string]any{"creation_content": map[string]any{"additional_creators": []any{bob.ID}},
+			"power_level_content_override": map[string]any{"users": map[string]any{bob.ID: 50}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := joinedRooms(s, alice)
+			c.body["room_version"] = "12"
+			wantErr(t, s.do("POST", cs+"/createRoom", alice.Token, c.body), 400, "M_BAD_JSON")
+			sameSnapshot(t, "joined rooms", before, joinedRooms(s, alice))
+		})
+	}
+	// A valid additional creator is fine, and a later power levels event
+	// may not list either creator; m.room.create cannot be sent again.
+	room := s.createRoom(alice, map[string]any{"room_version": "12", "creation_content": map[string]any{"additional_creators": []any{bob.ID}}})
+	for _, who := range []string{alice.ID, bob.ID} {
+		wantErr(t, s.do("PUT", rpath(room, "/state/m.room.power_levels/"), alice.Token, map[string]any{"users": map[string]any{who: 100}}), 400, "M_BAD_JSON")
+	}
+	wantErr(t, s.do("PUT", rpath(room, "/state/m.room.create/"), alice.Token, map[string]any{"room_version": "12", "x": 1}), 400, "M_BAD_JSON")
+}
+
 // The operator's default_room_version is what createRoom uses without a
 // version, and what /capabilities advertises.
 func TestRoomDefaultVersionSetting(t *testing.T) {
