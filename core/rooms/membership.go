@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -87,9 +88,16 @@ func (s *Service) Join(user, idOrAlias, reason string, extra map[string]any) (st
 		h.mu.Unlock()
 		return roomID, nil
 	}
+	content := s.joinContent(user, reason, extra)
+	if via, err := s.restrictedJoinVia(h, user); err != nil {
+		h.mu.Unlock()
+		return "", err
+	} else if via != "" {
+		content["join_authorised_via_users_server"] = via
+	}
 	wait, err := s.submit(h, []proto{{
 		Type: spec.MRoomMember, StateKey: &user, Sender: user,
-		Content: s.joinContent(user, reason, extra),
+		Content: content,
 	}}, nil)
 	h.mu.Unlock()
 	if err != nil {
@@ -292,4 +300,62 @@ func (s *Service) LeaveAll(user string) error {
 		}
 	}
 	return nil
+}
+
+// restrictedJoinVia decides a join to a room whose join rule is
+// restricted or knock_restricted (room versions 8+ and 10+; spec "Restricted
+// rooms"): a user who is not invited may join if joined to one of the
+// allow list's rooms, and the join event must then name a member of ours
+// who could have invited them (join_authorised_via_users_server), which
+// the auth rules check. It returns "" when the rule does not apply (an
+// invite, another join rule), and 403 M_FORBIDDEN when the user is in
+// none of the allowed rooms. h is locked.
+func (s *Service) restrictedJoinVia(h *head, user string) (string, error) {
+	jr := h.get(spec.MRoomJoinRules, "")
+	if jr == nil || h.membership(user) == spec.Invite {
+		return "", nil
+	}
+	var rule struct {
+		JoinRule string `json:"join_rule"`
+		Allow    []struct {
+			Type   string `json:"type"`
+			RoomID string `json:"room_id"`
+		} `json:"allow"`
+	}
+	if json.Unmarshal(jr.Content(), &rule) != nil || (rule.JoinRule != spec.Restricted && rule.JoinRule != spec.KnockRestricted) {
+		return "", nil
+	}
+	if h.ver.CheckRestrictedJoinsAllowed() != nil {
+		return "", nil // the version has no restricted joins: auth decides
+	}
+	allowed := false
+	for _, a := range rule.Allow {
+		if a.Type != "m.room_membership" || a.RoomID == h.meta.RoomID {
+			continue
+		}
+		if m, err := s.store.Membership(user, a.RoomID); err == nil && m.Membership == spec.Join {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return "", mxerr.Forbidden("you are not joined to any of the rooms this room admits members of")
+	}
+	// Any joined local user who may invite can vouch; prefer the most
+	// powerful for a stable choice.
+	invite := h.powerLevels().Invite
+	var via string
+	var best int64
+	for _, u := range h.members(spec.Join) {
+		if !strings.HasSuffix(u, ":"+s.ServerName()) {
+			continue
+		}
+		if l := h.userLevel(u); l >= invite && (via == "" || l > best || l == best && u < via) {
+			via, best = u, l
+		}
+	}
+	if via == "" {
+		return "", mxerr.Forbidden("no member of this room on this server may admit you")
+	}
+	return via, nil
 }

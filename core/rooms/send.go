@@ -67,6 +67,9 @@ func (s *Service) SetState(user, roomID, typ, stateKey string, content json.RawM
 	if err != nil {
 		return "", err
 	}
+	if typ == spec.MRoomMember && h.membership(stateKey) == spec.Join {
+		content = dropJoinAuthorisation(content)
+	}
 	if typ == spec.MRoomPowerLevels && h.ver.PrivilegedCreators() {
 		if err := checkCreatorsNotListed(content, h.creatorList()); err != nil {
 			h.mu.Unlock()
@@ -252,4 +255,24 @@ func checkType(typ string) error {
 		return mxerr.InvalidParam("event type is longer than 255 bytes")
 	}
 	return nil
+}
+
+// dropJoinAuthorisation removes join_authorised_via_users_server from a
+// join that follows a join (a profile change): the key only means
+// something on the join that admits a user to a restricted room, and
+// auth rules would otherwise check a value the client made up.
+func dropJoinAuthorisation(content json.RawMessage) json.RawMessage {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(content, &c) != nil || string(c["membership"]) != `"join"` {
+		return content
+	}
+	if _, ok := c["join_authorised_via_users_server"]; !ok {
+		return content
+	}
+	delete(c, "join_authorised_via_users_server")
+	b, err := json.Marshal(c)
+	if err != nil {
+		return content
+	}
+	return b
 }

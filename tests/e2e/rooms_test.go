@@ -985,3 +985,50 @@ func TestRoomHistoryVisibility(t *testing.T) {
 		})
 	}
 }
+
+// Restricted rooms (spec "Restricted rooms", room versions 8+): members
+// of an allowed room may join without an invite, vouched for by a local
+// member who may invite; others are refused and nothing changes.
+func TestRoomRestrictedJoin(t *testing.T) {
+	s := start(t)
+	alice, bob := s.register(""), s.register("")
+	allowed := s.createRoom(alice, map[string]any{"preset": "public_chat"})
+	for _, rule := range []string{"restricted", "knock_restricted"} {
+		t.Run(rule, func(t *testing.T) {
+			room := s.createRoom(alice, map[string]any{"preset": "private_chat", "room_version": "10",
+				"initial_state": []map[string]any{{"type": "m.room.join_rules", "state_key": "", "content": map[string]any{
+					"join_rule": rule, "allow": []map[string]any{{"type": "m.room_membership", "room_id": allowed}}}}}})
+
+			wantErr(t, s.do("POST", cs+"/join/"+esc(room), bob.Token, map[string]any{}), 403, "M_FORBIDDEN")
+			if m := membershipOf(s, alice, room, bob.ID); m != "" {
+				t.Fatalf("refused join left membership %q", m)
+			}
+
+			mustJoin(s, bob, allowed)
+			mustJoin(s, bob, room)
+			m := s.must(200, "GET", rpath(room, "/state/m.room.member/"+esc(bob.ID)), alice.Token, nil)
+			if m.str("membership") != "join" || m.str("join_authorised_via_users_server") != alice.ID {
+				t.Fatalf("restricted join content: %s", m.Raw)
+			}
+			// A later join->join (profile change) cannot carry a made-up
+			// authorisation: it is dropped, and the change goes through.
+			s.must(200, "PUT", rpath(room, "/state/m.room.member/"+esc(bob.ID)), bob.Token,
+				map[string]any{"membership": "join", "displayname": "Bobby", "join_authorised_via_users_server": "unused"})
+			m = s.must(200, "GET", rpath(room, "/state/m.room.member/"+esc(bob.ID)), alice.Token, nil)
+			if m.str("displayname") != "Bobby" || m.Body["join_authorised_via_users_server"] != nil {
+				t.Errorf("profile change content: %s", m.Raw)
+			}
+
+			// Having left the allowed room, bob cannot come back...
+			s.must(200, "POST", rpath(room, "/leave"), bob.Token, map[string]any{})
+			s.must(200, "POST", rpath(allowed, "/leave"), bob.Token, map[string]any{})
+			wantErr(t, s.do("POST", cs+"/join/"+esc(room), bob.Token, map[string]any{}), 403, "M_FORBIDDEN")
+			// ...unless invited, and then no authorisation is needed.
+			s.must(200, "POST", rpath(room, "/invite"), alice.Token, map[string]any{"user_id": bob.ID})
+			mustJoin(s, bob, room)
+			if m := s.must(200, "GET", rpath(room, "/state/m.room.member/"+esc(bob.ID)), alice.Token, nil); m.Body["join_authorised_via_users_server"] != nil {
+				t.Errorf("invited join carries an authorisation: %s", m.Raw)
+			}
+		})
+	}
+}
