@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -169,20 +170,29 @@ func serve(cfg Config) error {
 		}
 		fmt.Fprintf(os.Stderr, "\nNo account exists yet. A one-time registration token %s:\n\n    %s\n\nRegister the first (admin) account with it (m.login.registration_token), e.g. from Element.\n\n", verb, tok)
 	}
+	// The federation socket opens first: a client port that answers
+	// means the whole server is up (container health checks and test
+	// suites probe /versions, then federate at once).
+	fed, err := listenFederation(cfg)
+	if err != nil {
+		a.store.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		if fed != nil {
+			fed.Close()
+		}
 		a.store.Close()
 		return err
 	}
 	slog.Info("lichen serving", "version", version, "server_name", cfg.ServerName, "listen", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "registration", cfg.Registration, "startup", time.Since(start).Round(time.Microsecond))
 	errc := make(chan error, 2)
-	go func() { errc <- a.http.Serve(ln) }()
-	if err := serveFederation(cfg, a, errc); err != nil {
-		_ = a.http.Shutdown()
-		a.store.Close()
-		return err
+	if fed != nil {
+		go func() { errc <- a.http.Serve(fed) }()
 	}
+	go func() { errc <- a.http.Serve(ln) }()
 	select {
 	case sig := <-sigs:
 		slog.Info("shutting down", "signal", sig.String())
@@ -205,35 +215,37 @@ func serve(cfg Config) error {
 	return a.store.Close()
 }
 
-// serveFederation starts the TLS listener for other homeservers when one
-// is configured with a certificate. The same handler serves it: today it
-// answers the key server and version endpoints, and M_UNRECOGNIZED for
-// the federation API not built yet.
-func serveFederation(cfg Config, a *app, errc chan<- error) error {
+// listenFederation opens the TLS listener for other homeservers when one
+// is configured with a certificate (nil otherwise). The same handler
+// serves it: today it answers the key server and version endpoints, and
+// M_UNRECOGNIZED for the federation API not built yet.
+func listenFederation(cfg Config) (net.Listener, error) {
 	if cfg.FederationListen == "" {
-		return nil
+		return nil, nil
 	}
 	src, err := cfg.federationTLS()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if src == nil {
 		slog.Warn("federation listener not started: no TLS certificate (set tls_cert/tls_key, or tls_ca_cert/tls_ca_key to issue one)",
 			"federation_listen", cfg.FederationListen)
-		return nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", cfg.FederationListen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	attrs := []any{"listen", ln.Addr().String()}
 	if cert, _ := src.Certificate(); cert != nil && cert.Leaf != nil {
-		attrs = append(attrs, "certificate_names", append(cert.Leaf.DNSNames, fmt.Sprint(cert.Leaf.IPAddresses)),
-			"expires", cert.Leaf.NotAfter.Format(time.RFC3339))
+		names := slices.Clone(cert.Leaf.DNSNames)
+		for _, ip := range cert.Leaf.IPAddresses {
+			names = append(names, ip.String())
+		}
+		attrs = append(attrs, "certificate_for", strings.Join(names, ","), "expires", cert.Leaf.NotAfter.Format(time.RFC3339))
 	}
 	slog.Info("federation listening", attrs...)
-	go func() { errc <- a.http.Serve(tls.NewListener(ln, src.TLSConfig())) }()
-	return nil
+	return tls.NewListener(ln, src.TLSConfig()), nil
 }
 
 func loadOrCreateKey(path string) (signing.Key, error) {
