@@ -35,6 +35,12 @@ type Sources struct {
 	// ReadPos is the stream position of the event the user's latest
 	// m.read or m.read.private receipt in the room points at (0: none).
 	ReadPos func(user, roomID string) uint64
+	// ToDevice returns the device's to-device messages with positions in
+	// (since, upto], oldest first, at most limit of them, with the
+	// position of the last one returned and whether more remain. The
+	// messages at or before since were delivered (the client syncs from
+	// a token it received) and are deleted first.
+	ToDevice func(user, device string, since, upto uint64, limit int) (events []json.RawMessage, last uint64, more bool, err error)
 }
 
 // PosSource is the committed position of the persistent streams.
