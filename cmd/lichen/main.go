@@ -133,7 +133,11 @@ func open(cfg Config) (*app, error) {
 	a.http.MountAccounts(a.accounts)
 	a.http.MountRooms(a.rooms)
 	ud := mountUserData(a)
-	a.http.MountSync(syncer.New(a.rooms, st, a.hub, ud.sources), ud.loadFilter)
+	keys, finishKeys := mountKeys(a, &ud.sources)
+	a.accounts.SetDeviceObserver(deviceObservers{keys})
+	eng := syncer.New(a.rooms, st, a.hub, ud.sources)
+	finishKeys(eng)
+	a.http.MountSync(eng, ud.loadFilter)
 	a.http.MountFederation(key, "Lichen", version, time.Now)
 	return a, nil
 }

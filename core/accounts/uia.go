@@ -277,3 +277,25 @@ func (s *Service) sweepUIA(now int64) {
 		logHookErr("sweep uia sessions", "", err)
 	}
 }
+
+// WithPassword runs write behind User-Interactive Authentication by the
+// session user's password, for endpoints outside this package that the
+// spec puts behind UIA (keys/device_signing/upload). binding names the
+// operation and its parameters, so a session completed for one request
+// cannot authorise another.
+func (s *Service) WithPassword(sess Session, binding string, auth json.RawMessage, write func() error) error {
+	u, err := s.runUIA(uiaRequest{
+		binding: binding + "\x00" + sess.UserID,
+		user:    sess.UserID,
+		flows:   [][]string{{AuthPassword}},
+		auth:    auth,
+	})
+	if err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	s.finishUIA(u)
+	return nil
+}

@@ -41,6 +41,12 @@ type Sources struct {
 	// messages at or before since were delivered (the client syncs from
 	// a token it received) and are deleted first.
 	ToDevice func(user, device string, since, upto uint64, limit int) (events []json.RawMessage, last uint64, more bool, err error)
+	// DeviceListChanges lists the users whose device lists changed at a
+	// position in (since, upto].
+	DeviceListChanges func(since, upto uint64) ([]string, error)
+	// KeyCounts returns the device's unclaimed one-time key counts per
+	// algorithm and the algorithms of its unused fallback keys.
+	KeyCounts func(user, device string) (map[string]int, []string, error)
 }
 
 // PosSource is the committed position of the persistent streams.
@@ -215,17 +221,54 @@ func newResponse() *Response {
 	}
 }
 
+// maxToDevice caps the to-device messages of one sync response, so a
+// device back from a week offline gets its backlog over a few syncs.
+const maxToDevice = 100
+
 func (e *Engine) build(req Request, since Token) (*Response, error) {
+	initial := req.Since == ""
 	// The ephemeral position is read before typing and presence are, so a
 	// change racing this sync is sent now or next time, never lost.
 	upto := Token{Pos: e.pos.Pos(), Eph: e.hub.EphemeralPos()}
 	resp := newResponse()
+	if e.src.ToDevice != nil && req.Device != "" {
+		evs, last, more, err := e.src.ToDevice(req.User, req.Device, since.Pos, upto.Pos, maxToDevice)
+		if err != nil {
+			return nil, err
+		}
+		if more {
+			// The rest waits for the next sync: this response must not
+			// pass the last message it carries, or those after it would
+			// be skipped (everything shares one position counter).
+			upto.Pos = last
+		}
+		if len(evs) > 0 {
+			resp.ToDevice.Events = evs
+			resp.empty = false
+		}
+	}
 	resp.NextBatch = upto.String()
+	if e.src.KeyCounts != nil && req.Device != "" {
+		counts, fallback, err := e.src.KeyCounts(req.User, req.Device)
+		if err != nil {
+			return nil, err
+		}
+		resp.OTKCounts, resp.Fallback = counts, fallback
+	}
+	if !initial {
+		changed, left, err := e.DeviceLists(req.User, since.Pos, upto.Pos)
+		if err != nil {
+			return nil, err
+		}
+		resp.DeviceLists = DeviceLists{Changed: changed, Left: left}
+		if len(changed)+len(left) > 0 {
+			resp.empty = false
+		}
+	}
 	f := req.Filter
 	if f == nil {
 		f = &filter.Filter{}
 	}
-	initial := req.Since == ""
 
 	ms, err := e.store.Memberships(req.User)
 	if err != nil {
