@@ -473,6 +473,11 @@ func acDeleteDevice(tx *bolt.Tx, user, device string) (bool, error) {
 	if err := acDeleteDeviceTokens(tx, user, device); err != nil {
 		return false, err
 	}
+	// Its to-device queue goes in the same transaction: no inbox outlives
+	// its device, even across a crash.
+	if err := dropDeviceInbox(tx, user, device); err != nil {
+		return false, err
+	}
 	return true, tx.Bucket(bucketAcctDevices).Delete(k)
 }
 

@@ -134,6 +134,7 @@ func open(cfg Config) (*app, error) {
 	a.http.MountRooms(a.rooms)
 	ud := mountUserData(a)
 	keys, finishKeys := mountKeys(a, &ud.sources)
+	ud.sources.ToDevice = mountToDevice(a)
 	a.accounts.SetDeviceObserver(deviceObservers{keys})
 	eng := syncer.New(a.rooms, st, a.hub, ud.sources)
 	finishKeys(eng)
