@@ -205,3 +205,51 @@ func TestKeysCrossSigning(t *testing.T) {
 		t.Errorf("device not cross-signed in query: %s", q.Raw)
 	}
 }
+
+// Secret storage lives in account data (spec "Secret Storage"): the key
+// description, the default key and encrypted secrets round-trip
+// unchanged and reach other devices through /sync.
+func TestKeysSecretStorageAccountData(t *testing.T) {
+	s := start(t)
+	alice := s.register("")
+	enc := map[string]any{"encrypted": map[string]any{"KEYID": map[string]any{
+		"iv": "gH2iNpiETFhApvW6/FFEJQ", "ciphertext": "2Sxc9nRn+1KHMu9+NtfCpgRHyP1PnKEVu3Q+7AdoBm4", "mac": "bAQX4KD8eeaSSXUCLsNRWqeXUBXgdFdWmJwhD8t+B2M"}}}
+	types := map[string]any{
+		"m.secret_storage.key.KEYID": map[string]any{"algorithm": "m.secret_storage.v1.aes-hmac-sha2", "iv": "abc", "mac": "def",
+			"passphrase": map[string]any{"algorithm": "m.pbkdf2", "salt": "s", "iterations": 500000}},
+		"m.secret_storage.default_key": map[string]any{"key": "KEYID"},
+		"m.cross_signing.master":       enc,
+		"m.cross_signing.self_signing": enc,
+		"m.cross_signing.user_signing": enc,
+		"m.megolm_backup.v1":           enc,
+	}
+	for typ, content := range types {
+		s.must(200, "PUT", cs+"/user/"+esc(alice.ID)+"/account_data/"+typ, alice.Token, content)
+	}
+	other := loginDevice(s, alice.ID[1:strings.IndexByte(alice.ID, ':')])
+	seen := map[string]string{}
+	for _, ev := range objList(syncFrom(s, other, "").Body, "account_data", "events") {
+		b, _ := json.Marshal(obj(ev, "content"))
+		seen[objStr(ev, "type")] = string(b)
+	}
+	for typ, content := range types {
+		want, _ := json.Marshal(content)
+		got := s.must(200, "GET", cs+"/user/"+esc(alice.ID)+"/account_data/"+typ, other.Token, nil)
+		if string(got.Raw) != string(want) && !jsonEqual(got.Raw, want) {
+			t.Errorf("%s = %s, want %s", typ, got.Raw, want)
+		}
+		if !jsonEqual([]byte(seen[typ]), want) {
+			t.Errorf("%s in the new device's sync = %s", typ, seen[typ])
+		}
+	}
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(x)
+	jb, _ := json.Marshal(y)
+	return string(ja) == string(jb)
+}
