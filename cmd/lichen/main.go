@@ -139,6 +139,7 @@ func open(cfg Config) (*app, error) {
 	eng := syncer.New(a.rooms, st, a.hub, ud.sources)
 	finishKeys(eng)
 	a.http.MountSync(eng, ud.loadFilter)
+	mountKeyBackup(a)
 	a.http.MountFederation(key, "Lichen", version, time.Now)
 	return a, nil
 }
