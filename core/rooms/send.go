@@ -165,6 +165,12 @@ func (s *Service) redactNew(from Sender, roomID, eventID, txnID, scope, reason s
 		h.mu.Unlock()
 		return "", mxerr.Forbidden("the create event cannot be redacted")
 	}
+	if target.Type == "m.room.encryption" {
+		// Redaction strips its algorithm, which would read as encryption
+		// turned off: once enabled it stays (spec "Enabling encryption").
+		h.mu.Unlock()
+		return "", mxerr.Forbidden("encryption cannot be turned off once enabled")
+	}
 	content := map[string]any{"redacts": eventID}
 	if reason != "" {
 		content["reason"] = reason

@@ -253,3 +253,38 @@ func jsonEqual(a, b []byte) bool {
 	jb, _ := json.Marshal(y)
 	return string(ja) == string(jb)
 }
+
+// Encrypted rooms: m.room.encryption cannot be removed, emptied or
+// redacted once set, and m.room.encrypted events reach members untouched.
+func TestKeysEncryptedRoom(t *testing.T) {
+	s := start(t)
+	alice, bob := s.register(""), s.register("")
+	room := s.createRoom(alice, map[string]any{"preset": "public_chat", "initial_state": []map[string]any{
+		{"type": "m.room.encryption", "state_key": "", "content": map[string]any{"algorithm": "m.megolm.v1.aes-sha2"}}}})
+	mustJoin(s, bob, room)
+	encEvent := s.must(200, "GET", rpath(room, "/state/m.room.encryption/?format=event"), alice.Token, nil).str("event_id")
+	wantErr(t, s.do("PUT", rpath(room, "/state/m.room.encryption/"), alice.Token, map[string]any{}), 403, "M_FORBIDDEN")
+	wantErr(t, s.do("PUT", rpath(room, "/redact/"+esc(encEvent)+"/r1"), alice.Token, map[string]any{}), 403, "M_FORBIDDEN")
+	if alg := s.must(200, "GET", rpath(room, "/state/m.room.encryption/"), bob.Token, nil).str("algorithm"); alg != "m.megolm.v1.aes-sha2" {
+		t.Fatalf("encryption state changed: %q", alg)
+	}
+
+	since := syncFrom(s, bob, "").str("next_batch")
+	content := map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "sender_key": "c2VuZGVy", "device_id": alice.Device,
+		"session_id": "c2Vzc2lvbg", "ciphertext": "AwgAEnB4b3BhcXVlIGJ5dGVzIGZvciB0aGUgc2VydmVy"}
+	id := s.must(200, "PUT", rpath(room, "/send/m.room.encrypted/t1"), alice.Token, content).str("event_id")
+	want, _ := json.Marshal(content)
+	found := false
+	for _, ev := range objList(syncFrom(s, bob, since).Body, "rooms", "join", room, "timeline", "events") {
+		if objStr(ev, "event_id") == id {
+			found = true
+			got, _ := json.Marshal(obj(ev, "content"))
+			if objStr(ev, "type") != "m.room.encrypted" || !jsonEqual(got, want) {
+				t.Errorf("encrypted event changed: %s", got)
+			}
+		}
+	}
+	if !found {
+		t.Error("encrypted event not synced")
+	}
+}
