@@ -106,6 +106,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	setCORS(ctx)
+	// A body left unread on an early answer (unknown route, missing token)
+	// would be parsed as the next request on this keep-alive connection.
+	bodyRead := false
+	defer func() {
+		if !bodyRead {
+			s.discardBody(ctx)
+		}
+	}()
 	method := string(ctx.Method())
 	if method == fasthttp.MethodOptions {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -149,6 +157,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if m := ctx.Method(); !bytes.Equal(m, []byte("GET")) && !bytes.Equal(m, []byte("HEAD")) {
 		raw, err := s.readBody(ctx)
+		bodyRead = true
 		if err != nil {
 			writeError(ctx, mxerr.As(err))
 			return
@@ -192,6 +201,20 @@ const (
 	drainLimit = 32 << 20
 	drainTime  = 500 * time.Millisecond
 )
+
+// discardBody reads and drops an unread request body of up to the body
+// limit, so the connection stays usable; a larger one closes the
+// connection after the answer instead.
+func (s *Server) discardBody(ctx *fasthttp.RequestCtx) {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return
+	}
+	limit := int64(s.cfg.MaxBodyBytes)
+	if n, _ := io.Copy(io.Discard, io.LimitReader(stream, limit+1)); n > limit {
+		ctx.SetConnectionClose()
+	}
+}
 
 // readBody reads the request body up to the configured limit.
 func (s *Server) readBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
