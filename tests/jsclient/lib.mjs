@@ -3,9 +3,8 @@
 // does, and wait on the SDK's sync-driven state with bounded timeouts.
 //
 // Each *.test.mjs file starts its own server (startLichen) and stops it in an
-// `after` hook. Encryption is a later step: when it lands, the
-// per-client crypto setup (fake-indexeddb + client.initRustCrypto()) belongs in
-// startSyncing(), at the marked spot, so every test file gets it the same way.
+// `after` hook. Encrypted clients are set up by e2ee-lib.mjs, which calls
+// client.initRustCrypto({ useIndexedDB: false }) before startSyncing().
 
 // Must stay the first import: polyfills and log level, before the SDK loads.
 import { LOG_LEVELS, sdkLogLevel } from "./preamble.mjs";
@@ -294,10 +293,6 @@ export async function loginUser(baseUrl, username, password) {
  * `initialSyncLimit`, as the SDK sends it as an inline filter.
  */
 export async function startSyncing(client, { initialSyncLimit = 20, timelineLimit = 50, timeoutMs = WAIT_TIMEOUT_MS } = {}) {
-    // Encryption (later): set up the crypto store and call
-    //   await client.initRustCrypto({ useIndexedDB: false });  // or fake-indexeddb
-    // here, before startClient, so every test file gets it the same way.
-
     const filter = new sdk.Filter(client.getUserId());
     filter.setTimelineLimit(timelineLimit);
 
