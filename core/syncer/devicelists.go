@@ -27,10 +27,6 @@ func (e *Engine) DeviceLists(user string, since, upto uint64) (changed, left []s
 	if err != nil {
 		return nil, nil, err
 	}
-	now := map[string]bool{}
-	for _, u := range e.rooms.Peers(user) {
-		now[u] = true
-	}
 	// Users whose sharing with user may have changed in the window, and
 	// the rooms user was joined to at since.
 	candidates := map[string]bool{}
@@ -77,6 +73,17 @@ func (e *Engine) DeviceLists(user string, since, upto uint64) (changed, left []s
 		}
 	}
 	delete(candidates, user)
+	devChanged, err := e.src.DeviceListChanges(since, upto)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(candidates) == 0 && len(devChanged) == 0 {
+		return []string{}, []string{}, nil // the common sync: nothing to compute
+	}
+	now := map[string]bool{}
+	for _, u := range e.rooms.Peers(user) {
+		now[u] = true
+	}
 	set := map[string]bool{}
 	for u := range candidates {
 		before := false
@@ -92,10 +99,6 @@ func (e *Engine) DeviceLists(user string, since, upto uint64) (changed, left []s
 		case !now[u] && before:
 			left = append(left, u)
 		}
-	}
-	devChanged, err := e.src.DeviceListChanges(since, upto)
-	if err != nil {
-		return nil, nil, err
 	}
 	for _, u := range devChanged {
 		if now[u] || u == user {
