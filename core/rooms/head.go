@@ -29,6 +29,14 @@ type head struct {
 	memberships map[string]string // user -> membership
 	creators    map[string]bool
 	pl          *gmsl.PowerLevelContent // parsed on first use after a change
+
+	// memberPos is at least the position of the room's newest committed
+	// member event; memberPending counts member events applied but not yet
+	// committed. Syncs read both without h.mu to skip membership work in
+	// the common case of a room that only got messages (see
+	// Service.MembershipChangedSince).
+	memberPos     atomic.Uint64
+	memberPending atomic.Int64
 }
 
 func (h *head) get(typ, key string) gmsl.PDU { return h.state[tuple{typ, key}] }

@@ -167,6 +167,9 @@ func (s *Service) loadHead(roomID string, h *head) error {
 		return err
 	}
 	h.latest, h.depth = latest.EventID, lev.Depth()
+	// Not known without a scan: assume the newest event, which makes
+	// syncs from before it look, and later ones skip.
+	h.memberPos.Store(latest.Pos)
 	h.broken.Store(false)
 	return nil
 }
@@ -397,22 +400,39 @@ func (s *Service) submit(h *head, ps []proto, mod func(i int, a *Append)) (wait 
 	// committing events that reference (or were authorised by) an event
 	// that does not exist.
 	appends[0].BuiltOn = builtOn
-	stored := s.store.AppendEvents(h.meta.RoomID, appends)
 	users := append(h.members(spec.Join), h.members(spec.Invite)...)
+	members := false
 	for _, a := range appends {
 		if a.Event.Type == spec.MRoomMember && a.Event.StateKey != nil {
 			users = append(users, *a.Event.StateKey)
+			members = true
 		}
 	}
+	if members {
+		h.memberPending.Add(1) // before the commit can make them visible
+	}
+	stored := s.store.AppendEvents(h.meta.RoomID, appends)
 	return func() ([]string, uint64, error) {
 		poss, err := stored()
 		if err != nil {
+			if members {
+				h.memberPending.Add(-1)
+			}
 			// No lock here: the caller may still hold h.mu (createRoom).
 			h.broken.Store(true)
 			slog.Error("commit of room events failed", "room", h.meta.RoomID, "err", err)
 			return nil, 0, mxerr.Internal()
 		}
 		last := poss[len(poss)-1]
+		if members {
+			for { // memberPos = max(memberPos, last), then release pending
+				old := h.memberPos.Load()
+				if old >= last || h.memberPos.CompareAndSwap(old, last) {
+					break
+				}
+			}
+			h.memberPending.Add(-1)
+		}
 		s.notify.RoomEvent(users, last)
 		return ids, last, nil
 	}, nil
@@ -435,4 +455,23 @@ func (s *Service) send(roomID string, p proto, mod func(i int, a *Append)) (stri
 		return "", 0, err
 	}
 	return ids[0], pos, nil
+}
+
+// MembershipChangedSince reports whether the room may have had a member
+// event after position since: false only when it certainly had none. A
+// room not loaded counts as changed.
+func (s *Service) MembershipChangedSince(roomID string, since uint64) bool {
+	s.mu.Lock()
+	h := s.heads[roomID]
+	s.mu.Unlock()
+	if h == nil || h.broken.Load() {
+		return true
+	}
+	// Pending first: a commit stores memberPos before releasing pending.
+	// memberPos 0 is a head not loaded yet: unknown.
+	if h.memberPending.Load() > 0 {
+		return true
+	}
+	p := h.memberPos.Load()
+	return p == 0 || p > since
 }

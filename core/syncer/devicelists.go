@@ -20,12 +20,17 @@ import (
 // window, so a sync that brings messages costs one timeline scan that the
 // sync already warmed.
 func (e *Engine) DeviceLists(user string, since, upto uint64) (changed, left []string, err error) {
-	if since == 0 || e.src.DeviceListChanges == nil {
-		return []string{}, []string{}, nil
-	}
 	ms, err := e.store.Memberships(user)
 	if err != nil {
 		return nil, nil, err
+	}
+	return e.deviceLists(user, ms, since, upto)
+}
+
+// deviceLists is DeviceLists over the user's memberships ms.
+func (e *Engine) deviceLists(user string, ms []rooms.MemberEntry, since, upto uint64) (changed, left []string, err error) {
+	if since == 0 || e.src.DeviceListChanges == nil {
+		return []string{}, []string{}, nil
 	}
 	// Users whose sharing with user may have changed in the window, and
 	// the rooms user was joined to at since.
@@ -39,9 +44,8 @@ func (e *Engine) DeviceLists(user string, since, upto uint64) (changed, left []s
 		if wasJoined {
 			joinedAtSince = append(joinedAtSince, m.RoomID)
 		}
-		latest, err := e.store.Latest(m.RoomID)
-		if err != nil || latest.Pos <= since {
-			continue
+		if m.Pos <= since && !e.rooms.MembershipChangedSince(m.RoomID, since) {
+			continue // no member event in the window: nobody came or went
 		}
 		if m.Pos > since && m.Pos <= upto {
 			// user's own membership changed: everyone in the room then

@@ -235,8 +235,9 @@ func (e *Engine) joinedSince(user, roomID string, m rooms.MemberEntry, since uin
 // members' presence"). Members' joins are looked up only in rooms with
 // new events.
 func (e *Engine) notePeers(viewer, roomID string, since uint64, viewerJoined, changed bool, peers map[string]bool) {
+	members := changed && since != 0 && !viewerJoined && e.rooms.MembershipChangedSince(roomID, since)
 	for _, u := range e.rooms.JoinedUsers(roomID) {
-		isNew := since != 0 && u != viewer && (viewerJoined || changed && e.memberJoinedSince(u, roomID, since))
+		isNew := since != 0 && u != viewer && (viewerJoined || changed && members && e.memberJoinedSince(u, roomID, since))
 		peers[u] = peers[u] || isNew
 	}
 }

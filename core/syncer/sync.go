@@ -255,16 +255,7 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 		}
 		resp.OTKCounts, resp.Fallback = counts, fallback
 	}
-	if !initial {
-		changed, left, err := e.DeviceLists(req.User, since.Pos, upto.Pos)
-		if err != nil {
-			return nil, err
-		}
-		resp.DeviceLists = DeviceLists{Changed: changed, Left: left}
-		if len(changed)+len(left) > 0 {
-			resp.empty = false
-		}
-	}
+
 	f := req.Filter
 	if f == nil {
 		f = &filter.Filter{}
@@ -273,6 +264,16 @@ func (e *Engine) build(req Request, since Token) (*Response, error) {
 	ms, err := e.store.Memberships(req.User)
 	if err != nil {
 		return nil, err
+	}
+	if !initial {
+		changed, left, err := e.deviceLists(req.User, ms, since.Pos, upto.Pos)
+		if err != nil {
+			return nil, err
+		}
+		resp.DeviceLists = DeviceLists{Changed: changed, Left: left}
+		if len(changed)+len(left) > 0 {
+			resp.empty = false
+		}
 	}
 	var roomAD map[string][]json.RawMessage
 	if e.src.AccountData != nil {
