@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/fxamacker/cbor/v2"
 	bolt "go.etcd.io/bbolt"
@@ -265,7 +266,7 @@ func (s *Store) UpdateCrossSigningKeys(user string, fn func(map[string]json.RawM
 				changed = true
 			}
 		}
-		for _, usage := range sortedStrings(n) {
+		for _, usage := range slices.Sorted(maps.Keys(n)) {
 			if bytes.Equal(before[usage], n[usage]) {
 				continue
 			}
@@ -281,15 +282,6 @@ func (s *Store) UpdateCrossSigningKeys(user string, fn func(map[string]json.RawM
 	})
 }
 
-func sortedStrings(m map[string]json.RawMessage) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (s *Store) DeleteDeviceKeys(user string, devices []string) error {
 	return s.write(func(w *wtx) error {
 		had := false
@@ -302,7 +294,7 @@ func (s *Store) DeleteDeviceKeys(user string, devices []string) error {
 				}
 			}
 			for _, b := range []*bolt.Bucket{w.Bucket(bucketOTK), w.Bucket(bucketOTKName), w.Bucket(bucketFallback)} {
-				if err := deleteKeysWithPrefix(b, keyPrefix(user, dev)); err != nil {
+				if _, err := deletePrefix(b, keyPrefix(user, dev)); err != nil {
 					return err
 				}
 			}
@@ -317,16 +309,6 @@ func (s *Store) DeleteDeviceKeys(user string, devices []string) error {
 // keyPrefix is key(parts...) followed by the separator: the prefix of the
 // keys that continue with more parts.
 func keyPrefix(parts ...string) []byte { return append(key(parts...), 0) }
-
-func deleteKeysWithPrefix(b *bolt.Bucket, prefix []byte) error {
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func (s *Store) NoteDeviceListChange(user string) error {
 	return s.write(func(w *wtx) error { return noteDevList(w, user) })

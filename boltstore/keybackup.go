@@ -381,19 +381,6 @@ func (s *Store) DeleteBackup(user string, version uint64) (bool, error) {
 
 // deletePrefix deletes every key with the prefix. The keys are collected
 // first: deleting under a moving bbolt cursor can skip the next key.
-func deletePrefix(b *bolt.Bucket, prefix []byte) (int, error) {
-	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, slices.Clone(k))
-	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return len(keys), nil
-}
 
 func (s *Store) PutRoomKeys(user string, version uint64, keys []keybackup.RoomKey,
 	replaces func(current, candidate keybackup.KeyBackupData) bool) (keybackup.Backup, error) {

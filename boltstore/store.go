@@ -5,11 +5,13 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -192,4 +194,20 @@ func key(parts ...string) []byte {
 		b = append(b, p...)
 	}
 	return b
+}
+
+// deletePrefix deletes every key of b that starts with prefix and returns
+// how many it deleted.
+func deletePrefix(b *bolt.Bucket, prefix []byte) (int, error) {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, slices.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }

@@ -3,6 +3,8 @@ package e2ee
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 
 	gmsl "github.com/matrix-org/gomatrixserverlib"
@@ -35,7 +37,7 @@ func parseCrossSigningKey(raw json.RawMessage, user, usage string) (k crossSigni
 	if k.UserID != user {
 		return k, "", "", mxerr.InvalidParam(usage + " key: user_id is not the uploading user")
 	}
-	if !contains(k.Usage, usage) {
+	if !slices.Contains(k.Usage, usage) {
 		return k, "", "", mxerr.InvalidParam(usage + " key: usage must include " + usage)
 	}
 	if len(k.Keys) != 1 {
@@ -203,14 +205,14 @@ func (s *Service) UploadSignatures(requester string, body map[string]map[string]
 		return nil, err
 	}
 	changedUsers := map[string]bool{}
-	for _, user := range sortedKeys(body) {
+	for _, user := range slices.Sorted(maps.Keys(body)) {
 		if !s.isLocal(user) {
 			for keyID := range body[user] {
 				fail(user, keyID, mxerr.InvalidParam("signatures for remote users need federation, which is not available"))
 			}
 			continue
 		}
-		for _, keyID := range sortedKeys(body[user]) {
+		for _, keyID := range slices.Sorted(maps.Keys(body[user])) {
 			obj := body[user][keyID]
 			if err := s.applySignature(requester, own, user, keyID, obj); err != nil {
 				fail(user, keyID, err)

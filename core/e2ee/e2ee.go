@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
 
 	gmsl "github.com/matrix-org/gomatrixserverlib"
@@ -157,16 +156,6 @@ func verifySigned(obj json.RawMessage, signer, keyID, pub string) error {
 		return mxerr.New(400, "M_INVALID_SIGNATURE", "invalid signature by "+signer+" "+keyID)
 	}
 	return nil
-}
-
-// sortedKeys returns a map's keys in order (stable answers and logs).
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func validUser(u string) bool {

@@ -2,6 +2,8 @@ package e2ee
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/lichen-hs/lichen/core/mxerr"
@@ -32,7 +34,7 @@ func (s *Service) Query(requester string, want map[string][]string) (*QueryRespo
 		UserSigningKeys: map[string]json.RawMessage{},
 		Failures:        map[string]json.RawMessage{},
 	}
-	for _, user := range sortedKeys(want) {
+	for _, user := range slices.Sorted(maps.Keys(want)) {
 		if !validUser(user) {
 			return nil, mxerr.InvalidParam("device_keys: invalid user ID " + user)
 		}
@@ -48,7 +50,7 @@ func (s *Service) Query(requester string, want map[string][]string) (*QueryRespo
 		devs := map[string]json.RawMessage{}
 		pick := want[user]
 		for dev, raw := range all {
-			if len(pick) > 0 && !contains(pick, dev) {
+			if len(pick) > 0 && !slices.Contains(pick, dev) {
 				continue
 			}
 			withName, err := s.withDisplayName(user, dev, raw)
@@ -143,7 +145,7 @@ type ClaimResponse struct {
 func (s *Service) ClaimKeys(want map[string]map[string]string) (*ClaimResponse, error) {
 	resp := &ClaimResponse{OneTimeKeys: map[string]map[string]map[string]json.RawMessage{}, Failures: map[string]json.RawMessage{}}
 	var claims []Claim
-	for _, user := range sortedKeys(want) {
+	for _, user := range slices.Sorted(maps.Keys(want)) {
 		if !validUser(user) {
 			return nil, mxerr.InvalidParam("one_time_keys: invalid user ID " + user)
 		}
@@ -152,7 +154,7 @@ func (s *Service) ClaimKeys(want map[string]map[string]string) (*ClaimResponse, 
 			resp.Failures[server] = federationFailure
 			continue
 		}
-		for _, dev := range sortedKeys(want[user]) {
+		for _, dev := range slices.Sorted(maps.Keys(want[user])) {
 			alg := want[user][dev]
 			if alg == "" {
 				return nil, mxerr.BadJSON("one_time_keys: empty algorithm for " + user + " " + dev)
@@ -171,13 +173,4 @@ func (s *Service) ClaimKeys(want map[string]map[string]string) (*ClaimResponse, 
 		resp.OneTimeKeys[c.User][c.Device] = map[string]json.RawMessage{c.Key.Name(): c.Key.JSON}
 	}
 	return resp, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

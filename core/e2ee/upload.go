@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/lichen-hs/lichen/core/mxerr"
@@ -168,7 +169,7 @@ func replaceDeviceKeys(old, upload json.RawMessage) (json.RawMessage, error) {
 // parseKeys reads a one_time_keys / fallback_keys map.
 func parseKeys(m map[string]json.RawMessage, field string) ([]OneTimeKey, error) {
 	out := make([]OneTimeKey, 0, len(m))
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		alg, id, ok := strings.Cut(name, ":")
 		if !ok || alg == "" || id == "" {
 			return nil, mxerr.BadJSON(field + ": key name " + name + " is not <algorithm>:<key_id>")
