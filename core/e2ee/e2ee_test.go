@@ -106,6 +106,9 @@ func TestReplaceDeviceKeys(t *testing.T) {
 	}
 	_, err = replaceDeviceKeys(stored, signedDeviceKeys(t, alice, "DEV", priv2, nil))
 	wantCode(t, err, 400, "M_INVALID_PARAM")
+	if got, _ := replaceDeviceKeys(stored, first); string(got) != string(stored) {
+		t.Error("a plain retry should leave the stored keys as they are")
+	}
 	if got, _ := replaceDeviceKeys(nil, first); string(got) != string(first) {
 		t.Error("first upload not stored as is")
 	}

@@ -151,6 +151,9 @@ func replaceDeviceKeys(old, upload json.RawMessage) (json.RawMessage, error) {
 	if !maps.Equal(o.Keys, n.Keys) {
 		return nil, mxerr.InvalidParam("this device already has different identity keys; they cannot change (log in as a new device)")
 	}
+	if sameKey(old, upload) && signaturesWithin(n.Signatures, o.Signatures) {
+		return old, nil // a plain retry: no write, no device-list change
+	}
 	merged := upload
 	for signer, sigs := range o.Signatures {
 		for keyID, sig := range sigs {
@@ -220,4 +223,16 @@ func addSignature(obj json.RawMessage, signer, keyID, sig string) (json.RawMessa
 	}
 	m["signatures"] = b
 	return json.Marshal(m)
+}
+
+// signaturesWithin reports whether every signature in a is also in b.
+func signaturesWithin(a, b map[string]map[string]string) bool {
+	for signer, sigs := range a {
+		for id, sig := range sigs {
+			if b[signer][id] != sig {
+				return false
+			}
+		}
+	}
+	return true
 }
