@@ -17,6 +17,7 @@ type route struct {
 	segments []string // literal, or "{name}" for a parameter, or "{name...}" for the rest
 	h        Handler
 	auth     authMode
+	rawBody  bool // the handler reads the body stream itself (media uploads)
 }
 
 type authMode int

@@ -155,7 +155,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			req.Session, req.Token = sess, tok
 		}
 	}
-	if m := ctx.Method(); !bytes.Equal(m, []byte("GET")) && !bytes.Equal(m, []byte("HEAD")) {
+	if m := ctx.Method(); !rt.rawBody && !bytes.Equal(m, []byte("GET")) && !bytes.Equal(m, []byte("HEAD")) {
 		raw, err := s.readBody(ctx)
 		bodyRead = true
 		if err != nil {

@@ -38,8 +38,10 @@ type Config struct {
 	MaxBodyBytes     int    `toml:"max_body_bytes"`
 	// DefaultRoomVersion is the version of rooms created without one.
 	DefaultRoomVersion string `toml:"default_room_version"`
-	RateLimit          bool   `toml:"rate_limit"`
-	LogLevel           string `toml:"log_level"`
+	// Media is the content repository (config_media.go).
+	Media     MediaConfig `toml:"media"`
+	RateLimit bool        `toml:"rate_limit"`
+	LogLevel  string      `toml:"log_level"`
 }
 
 func defaultConfig() Config {
@@ -51,8 +53,10 @@ func defaultConfig() Config {
 		MaxBodyBytes: 1 << 20,
 		RateLimit:    true,
 		LogLevel:     "info",
+		TURN:         defaultTURNConfig(),
 
 		DefaultRoomVersion: rooms.DefaultRoomVersion,
+		Media:              defaultMediaConfig(),
 	}
 }
 
@@ -109,6 +113,9 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("LICHEN_MAX_BODY_BYTES: want a positive integer")
 		}
 		cfg.MaxBodyBytes = n
+	}
+	if err := cfg.Media.applyEnv(getenv); err != nil {
+		return err
 	}
 	if v := getenv("LICHEN_RATE_LIMIT"); v != "" {
 		switch v {

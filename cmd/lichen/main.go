@@ -140,6 +140,10 @@ func open(cfg Config) (*app, error) {
 	finishKeys(eng)
 	a.http.MountSync(eng, ud.loadFilter)
 	mountKeyBackup(a)
+	if err := mountMedia(a, cfg.Media); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.http.MountFederation(key, "Lichen", version, time.Now)
 	return a, nil
 }
@@ -167,6 +171,12 @@ func serve(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	turnSrv, err := startTURN(a, cfg.TURN)
+	if err != nil {
+		a.store.Close()
+		return err
+	}
+	defer turnSrv.Close()
 	if tok, created, err := a.accounts.EnsureBootstrap(); err != nil {
 		return err
 	} else if tok != "" {
