@@ -39,9 +39,11 @@ type Config struct {
 	// DefaultRoomVersion is the version of rooms created without one.
 	DefaultRoomVersion string `toml:"default_room_version"`
 	// Media is the content repository (config_media.go).
-	Media     MediaConfig `toml:"media"`
-	RateLimit bool        `toml:"rate_limit"`
-	LogLevel  string      `toml:"log_level"`
+	Media MediaConfig `toml:"media"`
+	// TURN is the embedded relay or an external one (config_turn.go).
+	TURN      TURNConfig `toml:"turn"`
+	RateLimit bool       `toml:"rate_limit"`
+	LogLevel  string     `toml:"log_level"`
 }
 
 func defaultConfig() Config {
@@ -115,6 +117,12 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 		cfg.MaxBodyBytes = n
 	}
 	if err := cfg.Media.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := cfg.TURN.applyEnv(getenv); err != nil {
+		return err
+	}
+	if err := cfg.TURN.applyEnv(getenv); err != nil {
 		return err
 	}
 	if v := getenv("LICHEN_RATE_LIMIT"); v != "" {
