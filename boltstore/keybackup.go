@@ -263,6 +263,16 @@ func getKeyBackup(tx *bolt.Tx, user string, version uint64) (keyBackupRec, bool,
 	return rec, true, cbor.Unmarshal(raw, &rec)
 }
 
+// existingKeyBackup is getKeyBackup for a version that must exist:
+// keybackup.ErrNotFound otherwise.
+func existingKeyBackup(tx *bolt.Tx, user string, version uint64) (keyBackupRec, error) {
+	rec, ok, err := getKeyBackup(tx, user, version)
+	if err == nil && !ok {
+		err = keybackup.ErrNotFound
+	}
+	return rec, err
+}
+
 // latestKeyBackup is the user's highest existing version (0 if none).
 func latestKeyBackup(tx *bolt.Tx, user string) (uint64, keyBackupRec, error) {
 	var rec keyBackupRec
@@ -308,12 +318,9 @@ func (s *Store) CreateBackup(user, algorithm string, authData json.RawMessage) (
 func (s *Store) Backup(user string, version uint64) (keybackup.Backup, error) {
 	var out keybackup.Backup
 	err := s.view(func(tx *bolt.Tx) error {
-		rec, ok, err := getKeyBackup(tx, user, version)
+		rec, err := existingKeyBackup(tx, user, version)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return keybackup.ErrNotFound
 		}
 		out = backupOf(version, rec)
 		return nil
@@ -348,12 +355,9 @@ func (s *Store) LastVersion(user string) (uint64, error) {
 
 func (s *Store) SetAuthData(user string, version uint64, authData json.RawMessage) error {
 	return s.write(func(w *wtx) error {
-		rec, ok, err := getKeyBackup(w.Tx, user, version)
+		rec, err := existingKeyBackup(w.Tx, user, version)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return keybackup.ErrNotFound
 		}
 		rec.AuthData = authData
 		return w.Bucket(bucketKeyBackups).Put(keyBackupKey(user, version), enc(rec))
@@ -406,12 +410,9 @@ func (s *Store) PutRoomKeys(user string, version uint64, keys []keybackup.RoomKe
 		if err != nil {
 			return err
 		}
-		rec, ok, err := getKeyBackup(w.Tx, user, version)
+		rec, err := existingKeyBackup(w.Tx, user, version)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return keybackup.ErrNotFound
 		}
 		if latest != version {
 			return &keybackup.NotLatestError{Latest: latest}
@@ -463,12 +464,9 @@ func (s *Store) PutRoomKeys(user string, version uint64, keys []keybackup.RoomKe
 func (s *Store) RoomKeys(user string, version uint64, roomID, sessionID string, fn func(keybackup.RoomKey) error) (keybackup.Backup, error) {
 	var out keybackup.Backup
 	err := s.view(func(tx *bolt.Tx) error {
-		rec, ok, err := getKeyBackup(tx, user, version)
+		rec, err := existingKeyBackup(tx, user, version)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return keybackup.ErrNotFound
 		}
 		out = backupOf(version, rec)
 		rooms := tx.Bucket(bucketBackupNumRoom)
@@ -527,12 +525,9 @@ func (s *Store) RoomKeys(user string, version uint64, roomID, sessionID string, 
 func (s *Store) DeleteRoomKeys(user string, version uint64, roomID, sessionID string) (keybackup.Backup, error) {
 	var out keybackup.Backup
 	err := s.write(func(w *wtx) error {
-		rec, ok, err := getKeyBackup(w.Tx, user, version)
+		rec, err := existingKeyBackup(w.Tx, user, version)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return keybackup.ErrNotFound
 		}
 		b := w.Bucket(bucketRoomKeys)
 		prefix := u64(rec.ID)
