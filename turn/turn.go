@@ -16,7 +16,12 @@
 // on the same relay talk to each other's relay address; every relayed
 // datagram to or from an own address is dropped unless its port is in
 // the relay port range, so the TURN port, the homeserver and any other
-// local service stay unreachable through the relay.
+// local service stay unreachable through the relay. The interface
+// addresses are looked up again (at most once a second, when a datagram's
+// address is not a known own one), because a board's addresses change
+// while it runs: it often starts before its DHCP lease or PPPoE link is
+// up, PPPoE reconnects bring new public addresses, and IPv6 temporary
+// addresses rotate.
 package turn
 
 import (
@@ -27,6 +32,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -82,7 +88,8 @@ type Config struct {
 
 	// UnsafeAllowLoopbackPeersForTestsOnly admits 127.0.0.0/8 and ::1
 	// peers (and stops treating loopback as an own address) so that tests
-	// can relay between clients on one machine. Never set it in
+	// can relay between clients on one machine. The relay's own TURN port
+	// stays unreachable on loopback even then. Never set it in
 	// production: a relay user could then reach every loopback service.
 	UnsafeAllowLoopbackPeersForTestsOnly bool
 
@@ -107,8 +114,14 @@ type Server struct {
 	srv     *pturn.Server
 	udpAddr *net.UDPAddr
 	tcpAddr *net.TCPAddr
-	own     map[string]bool
 	total   *bucket
+
+	// own is the set of the host's addresses (IP strings), replaced
+	// whole on each refresh; fixedOwn are the configured ones, always in
+	// it; ownNext is when (UnixNano) a miss may next refresh it.
+	own      atomic.Pointer[map[string]bool]
+	fixedOwn []net.IP
+	ownNext  atomic.Int64
 
 	mu      sync.Mutex
 	perUser map[string]int
@@ -165,20 +178,14 @@ func Start(cfg Config) (*Server, error) {
 	if extIP == nil {
 		return nil, fmt.Errorf("turn: external address %q is not an IP", cfg.ExternalIP)
 	}
-	s := &Server{cfg: cfg, perUser: map[string]int{}, own: map[string]bool{}}
+	s := &Server{cfg: cfg, perUser: map[string]int{}}
 	if cfg.TotalBytesPerSec > 0 {
 		s.total = newBucket(cfg.TotalBytesPerSec, cfg.Now)
 	}
-	for _, ip := range []net.IP{listenIP, extIP, net.ParseIP(cfg.RelayIP)} {
-		s.addOwn(ip)
-	}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				s.addOwn(n.IP)
-			}
-		}
-	}
+	s.fixedOwn = []net.IP{listenIP, extIP, net.ParseIP(cfg.RelayIP)}
+	s.own.Store(&map[string]bool{})
+	s.refreshOwn()
+	s.ownNext.Store(cfg.Now().Add(ownRefresh).UnixNano())
 
 	udp, err := net.ListenPacket("udp", net.JoinHostPort(cfg.ListenIP, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -267,17 +274,58 @@ func (s *Server) Allocations() int {
 	return s.allocs
 }
 
-func (s *Server) addOwn(ip net.IP) {
-	if ip == nil || ip.IsUnspecified() {
+// ownRefresh is how often, at most, a datagram to an address that is not
+// a known own one makes the relay look at the interface addresses again:
+// a netlink dump (26 µs on an x86 laptop-class host, a few times that on a
+// board), done in the datagram's path so that the datagram which finds
+// the set stale is judged by the fresh one.
+const ownRefresh = time.Second
+
+// interfaceAddrs lists the host's addresses (a variable for tests).
+var interfaceAddrs = net.InterfaceAddrs
+
+// refreshOwn rebuilds the set of own addresses. When the interfaces
+// cannot be listed, the previous set stays.
+func (s *Server) refreshOwn() {
+	addrs, err := interfaceAddrs()
+	if err != nil {
 		return
 	}
-	if ip.IsLoopback() && s.cfg.UnsafeAllowLoopbackPeersForTestsOnly {
-		return
+	own := map[string]bool{}
+	add := func(ip net.IP) {
+		if ip == nil || ip.IsUnspecified() {
+			return
+		}
+		if ip.IsLoopback() && s.cfg.UnsafeAllowLoopbackPeersForTestsOnly {
+			return
+		}
+		own[ip.String()] = true // a v4-mapped IPv6 address prints as IPv4
 	}
-	s.own[ip.String()] = true
-	if v4 := ip.To4(); v4 != nil {
-		s.own[v4.String()] = true
+	for _, ip := range s.fixedOwn {
+		add(ip)
 	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			add(n.IP)
+		}
+	}
+	s.own.Store(&own)
+}
+
+// isOwn says whether ip is one of the host's addresses. A miss looks
+// again when the set is more than ownRefresh old: one caller refreshes,
+// the others answer from the set they have.
+func (s *Server) isOwn(ip net.IP) bool {
+	key := ip.String()
+	if (*s.own.Load())[key] {
+		return true
+	}
+	now, next := s.cfg.Now().UnixNano(), s.ownNext.Load()
+	if now < next || !s.ownNext.CompareAndSwap(next, now+int64(ownRefresh)) {
+		return false
+	}
+	s.refreshOwn()
+	return (*s.own.Load())[key]
 }
 
 // auth is pion's AuthHandler: the long-term key of a valid, unexpired
@@ -331,7 +379,8 @@ func PeerAllowed(ip net.IP, allowPrivate, allowLoopback bool) bool {
 }
 
 // ownBlocked says whether a relayed datagram to or from addr must be
-// dropped: an own address outside the relay port range.
+// dropped: a refused class of address, or an own address outside the
+// relay port range.
 func (s *Server) ownBlocked(addr net.Addr) bool {
 	u, ok := addr.(*net.UDPAddr)
 	if !ok {
@@ -340,7 +389,13 @@ func (s *Server) ownBlocked(addr net.Addr) bool {
 	if !PeerAllowed(u.IP, s.cfg.AllowPrivatePeers, s.cfg.UnsafeAllowLoopbackPeersForTestsOnly) {
 		return true
 	}
-	if !s.own[u.IP.String()] {
+	if u.IP.IsLoopback() && u.Port == s.udpAddr.Port {
+		// Loopback is not own in test mode, but the relay must not feed
+		// its own listener there either: a relayed Allocate would nest
+		// allocations.
+		return true
+	}
+	if !s.isOwn(u.IP) {
 		return false
 	}
 	return u.Port < s.cfg.MinPort || u.Port > s.cfg.MaxPort

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime"
 	"testing"
@@ -182,7 +183,9 @@ func TestLoopbackPeerRefused(t *testing.T) {
 // check the TURN port itself via the external address instead.
 func TestOwnPortsFiltered(t *testing.T) {
 	s := start(t, nil)
-	s.own["127.0.0.1"] = true // as in production, where loopback is own
+	// As in production, where loopback is own; and no refresh undoes it.
+	s.ownNext.Store(math.MaxInt64)
+	s.own.Store(&map[string]bool{"127.0.0.1": true})
 	if !s.ownBlocked(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.UDPAddr().Port}) {
 		t.Error("TURN port reachable")
 	}
