@@ -16,6 +16,9 @@ import (
 type Thumbnailer struct {
 	Make       func(src []byte, contentType string, width, height int, method string) ([]byte, string, error)
 	Dimensions func(src []byte, contentType string) (w, h int, err error)
+	// Upright reports whether the image displays as stored (no EXIF
+	// rotation); nil means always.
+	Upright func(src []byte, contentType string) bool
 }
 
 // Service is the content repository.

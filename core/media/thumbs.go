@@ -91,8 +91,10 @@ func (s *Service) Thumbnail(ctx context.Context, id string, w, h int, method str
 		if err != nil {
 			return nil, err
 		}
-		// Never upscale: content no larger than the size is served as is.
-		if sw <= size.W && sh <= size.H {
+		// Never upscale: content no larger than the size is served as is,
+		// unless it is a rotated photo, which is re-encoded upright.
+		upright := s.thumb.Upright == nil || s.thumb.Upright(src, rec.ContentType)
+		if sw <= size.W && sh <= size.H && upright {
 			return &Content{Body: nopSeekCloser{bytes.NewReader(src)}, Size: int64(len(src)), ContentType: rec.ContentType}, nil
 		}
 	}

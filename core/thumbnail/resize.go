@@ -25,6 +25,11 @@ import (
 // one read of each source pixel.
 func resize(img image.Image, sr image.Rectangle, dw, dh int) *image.RGBA {
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	if sr.Dx() == dw && sr.Dy() == dh {
+		// Cropped or turned but not scaled: a plain copy.
+		draw.Draw(dst, dst.Bounds(), img, sr.Min, draw.Src)
+		return dst
+	}
 	k := min(sr.Dx()/dw, sr.Dy()/dh)
 	if k < 2 {
 		draw.ApproxBiLinear.Scale(dst, dst.Bounds(), img, sr, draw.Src, nil)

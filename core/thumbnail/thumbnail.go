@@ -185,9 +185,12 @@ func decode(src []byte, typ string) (image.Image, error) {
 	return img, nil
 }
 
-// Dimensions returns the width and height of the image in src, read from
-// its header only: no pixel is decoded, and no size limit is applied (the
-// caller may want to record the size of an image too large to thumbnail).
+// Dimensions returns the width and height of the image in src as displayed,
+// read from its headers only: no pixel is decoded, and no size limit is
+// applied (the caller may want to record the size of an image too large to
+// thumbnail). A JPEG whose EXIF orientation turns it by 90° (5–8) reports
+// its sides swapped, because that is the size Make's width×height and a
+// viewer refer to.
 func Dimensions(src []byte, contentType string) (w, h int, err error) {
 	typ, err := format(src, contentType)
 	if err != nil {
@@ -197,7 +200,27 @@ func Dimensions(src []byte, contentType string) (w, h int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return cfg.Width, cfg.Height, nil
+	w, h = srcOrientation(src, typ).displayed(cfg.Width, cfg.Height)
+	return w, h, nil
+}
+
+// srcOrientation returns the EXIF orientation of src. Only JPEG's is read:
+// that is where cameras write it; PNG's eXIf chunk and WebP's EXIF chunk are
+// rare enough in uploads to ignore.
+func srcOrientation(src []byte, typ string) orientation {
+	if typ == typeJPEG {
+		return jpegOrientation(src)
+	}
+	return 1
+}
+
+// Upright reports whether src displays as stored (no EXIF rotation or
+// mirroring). A photo that is not must be re-encoded even when it is
+// already small enough, since clients that ignore EXIF would show the
+// original sideways.
+func Upright(src []byte, contentType string) bool {
+	typ, err := format(src, contentType)
+	return err != nil || srcOrientation(src, typ) == 1
 }
 
 // Make returns a thumbnail of src, and its content type, following the
@@ -211,10 +234,16 @@ func Dimensions(src []byte, contentType string) (w, h int, err error) {
 //     when the source is too small to cover it, the largest centred region
 //     of that aspect ratio is cut out unscaled.
 //
-// When no scaling or cropping is needed (the source already fits), Make
-// returns src itself with its sniffed type, as the spec says servers should
-// return the original content rather than thumbnail it; only its header has
-// then been checked.
+// width×height refers to the image as displayed: a JPEG's EXIF orientation
+// (rotations and mirrors) is applied to the thumbnail, whose pixels are then
+// upright and which carries no orientation tag of its own.
+//
+// When no scaling or cropping is needed (the source already fits) and the
+// source needs no turning, Make returns src itself with its sniffed type, as
+// the spec says servers should return the original content rather than
+// thumbnail it; only its header has then been checked. A source with an
+// orientation other than 1 is always re-encoded upright, because clients
+// that ignore EXIF would show the original sideways.
 //
 // Make is safe for concurrent use, but each call holds one decoded source
 // (see MaxPixels): on a board, run few at a time.
@@ -246,9 +275,12 @@ func Make(src []byte, contentType string, width, height int, method string) (out
 		return nil, "", fmt.Errorf("%w: %d×%d exceeds the limit of %d pixels", ErrTooLarge, sw, sh, MaxPixels)
 	}
 
-	// Plan the source region and the thumbnail size from the header alone.
-	sr, dw, dh := plan(sw, sh, width, height, method)
-	if sr == image.Rect(0, 0, sw, sh) && dw == sw && dh == sh {
+	// Plan the region and the thumbnail size from the headers alone, in
+	// displayed coordinates: the request describes what the viewer sees.
+	o := srcOrientation(src, typ)
+	vw, vh := o.displayed(sw, sh)
+	vr, dw, dh := plan(vw, vh, width, height, method)
+	if o == 1 && vr == image.Rect(0, 0, sw, sh) && dw == sw && dh == sh {
 		return src, typ, nil
 	}
 
@@ -260,9 +292,14 @@ func Make(src []byte, contentType string, width, height int, method string) (out
 	if b.Dx() != sw || b.Dy() != sh {
 		// Only GIF may decode to a frame smaller than its logical screen;
 		// thumbnail the frame as decoded and re-plan from its size.
-		sr, dw, dh = plan(b.Dx(), b.Dy(), width, height, method)
+		sw, sh = b.Dx(), b.Dy()
+		vw, vh = o.displayed(sw, sh)
+		vr, dw, dh = plan(vw, vh, width, height, method)
 	}
-	sr = sr.Add(b.Min)
+	// Scale the stored pixels, then turn the (small) result: turning the
+	// full-size source would cost a second full-size copy.
+	sr := o.toStored(vr, sw, sh).Add(b.Min)
+	rw, rh := o.displayed(dw, dh) // the thumbnail's size as stored
 
 	outType = typeJPEG
 	switch typ {
@@ -274,7 +311,7 @@ func Make(src []byte, contentType string, width, height int, method string) (out
 		}
 	}
 
-	thumb := resize(img, sr, dw, dh)
+	thumb := o.apply(resize(img, sr, rw, rh))
 	img = nil // let the full-size image go before encoding
 
 	var buf bytes.Buffer
