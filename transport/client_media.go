@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/lichen-hs/lichen/core/media"
 	"github.com/lichen-hs/lichen/core/mxerr"
+	"github.com/lichen-hs/lichen/core/urlpreview"
 )
 
 // MediaOptions are the transport-side media settings.
@@ -22,6 +22,14 @@ type MediaOptions struct {
 	// deprecated them; 1.12 says servers SHOULD freeze them). On by
 	// default for older clients on a home hub.
 	Legacy bool
+	// Preview makes URL previews (core/urlpreview); nil when the operator
+	// turned them off.
+	Preview Previewer
+}
+
+// Previewer is core/urlpreview.Previewer.
+type Previewer interface {
+	Fetch(ctx context.Context, user, rawURL string, ts int64) (map[string]any, error)
 }
 
 // contentSecurityPolicy is the policy the spec recommends for served
@@ -122,21 +130,42 @@ func (s *Server) MountMedia(ms *media.Service, opt MediaOptions) {
 	config := func(r *Request) (any, error) {
 		return map[string]any{"m.upload.size": cfg.MaxUpload}, nil
 	}
-	// preview_url: Lichen never fetches URLs on a client's behalf (it runs
-	// on offline meshes, and a fetcher is an SSRF hazard on a LAN hub), so
-	// it has no OpenGraph data for any URL. The spec's 200 is "The
-	// OpenGraph data for the URL, which may be empty": {} is that honest
-	// answer, never an invented preview.
+	// preview_url fetches the page (core/urlpreview: destinations are
+	// checked at dial time, and the LAN is refused unless the operator
+	// allows it) and answers its OpenGraph data.
 	preview := func(r *Request) (any, error) {
+		if opt.Preview == nil {
+			// Disabled: the answer Synapse gives (it does not register
+			// the endpoint, so 404 M_UNRECOGNIZED), which clients have
+			// long treated as "this server makes no previews" and
+			// simply show the link. A 403 M_FORBIDDEN would read as
+			// "you may not", which is not what the operator said.
+			return nil, mxerr.New(404, "M_UNRECOGNIZED", "URL previews are disabled on this server")
+		}
 		raw := r.Query("url")
 		if raw == "" {
 			return nil, mxerr.MissingParam("url is required")
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if _, err := urlpreview.ParseURL(raw); err != nil {
 			return nil, mxerr.InvalidParam("url must be an http or https URL")
 		}
-		return map[string]any{}, nil
+		// ts (ms) is optional. Parsed as int64, not with QueryInt: a
+		// timestamp overflows int on the 32-bit boards.
+		var ts int64
+		if v := r.Query("ts"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, mxerr.InvalidParam("ts must be an integer")
+			}
+			ts = n
+		}
+		// Not r.Ctx: the previewer bounds the fetch itself (and shares
+		// it with other requests for the same URL).
+		og, err := opt.Preview.Fetch(context.Background(), r.Session.UserID, raw, ts)
+		if err != nil {
+			return nil, previewErr(err)
+		}
+		return og, nil
 	}
 
 	const authedCache = "private, max-age=31536000, immutable"
@@ -249,6 +278,23 @@ func (s *Server) refuseUpload(ctx *fasthttp.RequestCtx, max int64) error {
 func (s *Server) uploadErr(r *Request, err error, max int64) error {
 	if errors.Is(err, media.ErrTooLarge) {
 		return s.refuseUpload(r.Ctx, max)
+	}
+	return mediaErr(err)
+}
+
+// previewErr maps core/urlpreview errors. An unfetchable URL is 502, as
+// Synapse answers: the homeserver is a gateway to the site here, and on
+// an offline mesh "could not fetch" is the honest answer, not an empty
+// preview. A refused destination is Synapse's 403 "IP address blocked".
+func previewErr(err error) error {
+	var fe *urlpreview.FetchError
+	switch {
+	case errors.Is(err, urlpreview.ErrInvalidURL):
+		return mxerr.InvalidParam("url must be an http or https URL")
+	case errors.Is(err, urlpreview.ErrBlocked):
+		return mxerr.Forbidden("IP address blocked")
+	case errors.As(err, &fe):
+		return mxerr.New(502, "M_UNKNOWN", "Could not fetch the URL: "+fe.Reason)
 	}
 	return mediaErr(err)
 }

@@ -26,6 +26,23 @@ type MediaConfig struct {
 	LegacyEndpoints bool `toml:"legacy_endpoints"`
 	// MaxThumbnailSourceBytes is the largest content that is thumbnailed.
 	MaxThumbnailSourceBytes int64 `toml:"max_thumbnail_source_bytes"`
+	// URLPreview serves /media/preview_url by fetching the page (and its
+	// og:image, stored as media of the asking user). Off: 404
+	// M_UNRECOGNIZED, as Synapse with previews disabled.
+	URLPreview bool `toml:"url_preview"`
+	// URLPreviewAllowPrivate lets previews fetch LAN addresses (RFC 1918,
+	// CGNAT 100.64/10, IPv6 ULA). Off by default: with it on, any account
+	// can make the hub read the router's, camera's or NAS's web pages and
+	// see their titles and images. Loopback, link-local (cloud metadata)
+	// and multicast stay refused either way.
+	URLPreviewAllowPrivate bool `toml:"url_preview_allow_private"`
+	// URLPreviewTimeout bounds one preview, page and image (Go duration).
+	URLPreviewTimeout string `toml:"url_preview_timeout"`
+	// URLPreviewAllowLoopbackForTestsOnly lets previews fetch 127.0.0.0/8
+	// and ::1 so that tests can serve pages from the test process. Never
+	// in production: every account could then read the hub's own local
+	// services.
+	URLPreviewAllowLoopbackForTestsOnly bool `toml:"url_preview_allow_loopback_for_tests_only"`
 }
 
 func defaultMediaConfig() MediaConfig {
@@ -36,7 +53,21 @@ func defaultMediaConfig() MediaConfig {
 		UnusedExpiry:            "24h",
 		LegacyEndpoints:         true,
 		MaxThumbnailSourceBytes: 20 << 20,
+		URLPreview:              true,
+		URLPreviewTimeout:       "10s",
 	}
+}
+
+// previewTimeout parses URLPreviewTimeout.
+func (c MediaConfig) previewTimeout() (time.Duration, error) {
+	if c.URLPreviewTimeout == "" {
+		return 10 * time.Second, nil
+	}
+	d, err := time.ParseDuration(c.URLPreviewTimeout)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("media.url_preview_timeout: want a positive duration such as 10s")
+	}
+	return d, nil
 }
 
 // expiry parses UnusedExpiry.
@@ -85,14 +116,29 @@ func (c *MediaConfig) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("LICHEN_MEDIA_UNUSED_EXPIRY: want a positive duration such as 24h")
 		}
 	}
-	if v := getenv("LICHEN_MEDIA_LEGACY_ENDPOINTS"); v != "" {
-		switch v {
+	if v := getenv("LICHEN_MEDIA_URL_PREVIEW_TIMEOUT"); v != "" {
+		c.URLPreviewTimeout = v
+		if _, err := c.previewTimeout(); err != nil {
+			return fmt.Errorf("LICHEN_MEDIA_URL_PREVIEW_TIMEOUT: want a positive duration such as 10s")
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"LICHEN_MEDIA_LEGACY_ENDPOINTS", &c.LegacyEndpoints},
+		{"LICHEN_MEDIA_URL_PREVIEW", &c.URLPreview},
+		{"LICHEN_MEDIA_URL_PREVIEW_ALLOW_PRIVATE", &c.URLPreviewAllowPrivate},
+		{"LICHEN_MEDIA_URL_PREVIEW_ALLOW_LOOPBACK_FOR_TESTS_ONLY", &c.URLPreviewAllowLoopbackForTestsOnly},
+	} {
+		switch v := getenv(b.name); v {
+		case "":
 		case "on", "true", "1":
-			c.LegacyEndpoints = true
+			*b.dst = true
 		case "off", "false", "0":
-			c.LegacyEndpoints = false
+			*b.dst = false
 		default:
-			return fmt.Errorf("LICHEN_MEDIA_LEGACY_ENDPOINTS: want on or off")
+			return fmt.Errorf("%s: want on or off", b.name)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/lichen-hs/lichen/boltstore"
 	"github.com/lichen-hs/lichen/core/media"
 	"github.com/lichen-hs/lichen/core/thumbnail"
+	"github.com/lichen-hs/lichen/core/urlpreview"
 	"github.com/lichen-hs/lichen/transport"
 )
 
@@ -17,6 +18,10 @@ import (
 // behind, and mounts the media endpoints.
 func mountMedia(a *app, cfg MediaConfig) error {
 	expiry, err := cfg.expiry()
+	if err != nil {
+		return err
+	}
+	previewTimeout, err := cfg.previewTimeout()
 	if err != nil {
 		return err
 	}
@@ -31,13 +36,27 @@ func mountMedia(a *app, cfg MediaConfig) error {
 		MaxPending:     cfg.MaxPendingUploads,
 		UnusedExpiry:   expiry,
 		MaxThumbSource: cfg.MaxThumbnailSourceBytes,
-	}, a.store, files, media.Thumbnailer{Make: thumbMake, Dimensions: thumbDimensions})
+	}, a.store, files, media.Thumbnailer{Make: thumbMake, Dimensions: thumbDimensions, Upright: thumbnail.Upright})
 	if n, err := ms.Sweep(); err != nil {
 		return fmt.Errorf("media: sweep: %w", err)
 	} else if n > 0 {
 		slog.Info("media: removed unreferenced files", "count", n)
 	}
-	a.http.MountMedia(ms, transport.MediaOptions{Legacy: cfg.LegacyEndpoints})
+	opt := transport.MediaOptions{Legacy: cfg.LegacyEndpoints}
+	if cfg.URLPreview {
+		opt.Preview = urlpreview.New(urlpreview.Config{
+			Timeout:       previewTimeout,
+			AllowPrivate:  cfg.URLPreviewAllowPrivate,
+			AllowLoopback: cfg.URLPreviewAllowLoopbackForTestsOnly,
+			// An og:image is media like any upload, under the same cap.
+			MaxImageBytes: cfg.MaxUploadBytes,
+			UserAgent:     "Lichen/" + version + " (Matrix homeserver; URL preview; +https://github.com/lichen-hs/lichen)",
+		}, ms)
+		if cfg.URLPreviewAllowLoopbackForTestsOnly {
+			slog.Warn("media: URL previews may fetch loopback addresses (url_preview_allow_loopback_for_tests_only): for tests only")
+		}
+	}
+	a.http.MountMedia(ms, opt)
 	return nil
 }
 

@@ -173,11 +173,6 @@ func TestMediaAuthAndErrors(t *testing.T) {
 	if st != 200 || !strings.Contains(string(raw), `"m.upload.size":52428800`) {
 		t.Errorf("config: %d %s", st, raw)
 	}
-	// No preview is invented for a URL Lichen does not fetch.
-	st, _, raw = mediaReq(t, s, "GET", "/_matrix/client/v1/media/preview_url?url=https://example.org", alice.Token, "", nil)
-	if st != 200 || string(raw) != "{}" {
-		t.Errorf("preview_url: %d %s", st, raw)
-	}
 }
 
 func TestMediaAsyncUpload(t *testing.T) {
