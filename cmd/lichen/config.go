@@ -40,6 +40,8 @@ type Config struct {
 	DefaultRoomVersion string `toml:"default_room_version"`
 	// Media is the content repository (config_media.go).
 	Media MediaConfig `toml:"media"`
+	// Voice is the voice-message API (config_voice.go).
+	Voice VoiceConfig `toml:"voice"`
 	// TURN is the embedded relay or an external one (config_turn.go).
 	TURN      TURNConfig `toml:"turn"`
 	RateLimit bool       `toml:"rate_limit"`
@@ -59,6 +61,7 @@ func defaultConfig() Config {
 
 		DefaultRoomVersion: rooms.DefaultRoomVersion,
 		Media:              defaultMediaConfig(),
+		Voice:              defaultVoiceConfig(),
 	}
 }
 
@@ -119,7 +122,7 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	if err := cfg.Media.applyEnv(getenv); err != nil {
 		return err
 	}
-	if err := cfg.TURN.applyEnv(getenv); err != nil {
+	if err := cfg.Voice.applyEnv(getenv); err != nil {
 		return err
 	}
 	if err := cfg.TURN.applyEnv(getenv); err != nil {
@@ -146,6 +149,9 @@ func (c *Config) validate() error {
 	}
 	if c.ServerName == "" {
 		return fmt.Errorf("server_name is empty")
+	}
+	if err := c.Voice.validate(); err != nil {
+		return err
 	}
 	if !slices.Contains(rooms.SupportedVersions, c.DefaultRoomVersion) {
 		return fmt.Errorf("default_room_version %q is not one of %s", c.DefaultRoomVersion, strings.Join(rooms.SupportedVersions, ", "))

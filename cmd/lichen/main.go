@@ -21,6 +21,7 @@ import (
 
 	"github.com/lichen-hs/lichen/boltstore"
 	"github.com/lichen-hs/lichen/core/accounts"
+	"github.com/lichen-hs/lichen/core/media"
 	"github.com/lichen-hs/lichen/core/notify"
 	"github.com/lichen-hs/lichen/core/rooms"
 	"github.com/lichen-hs/lichen/core/signing"
@@ -97,6 +98,7 @@ type app struct {
 	rooms    *rooms.Service
 	hub      *notify.Hub
 	http     *transport.Server
+	media    *media.Service
 }
 
 func open(cfg Config) (*app, error) {
@@ -144,6 +146,7 @@ func open(cfg Config) (*app, error) {
 		st.Close()
 		return nil, err
 	}
+	mountVoice(a, a.media, cfg.Voice)
 	a.http.MountFederation(key, "Lichen", version, time.Now)
 	return a, nil
 }

@@ -57,6 +57,7 @@ func mountMedia(a *app, cfg MediaConfig) error {
 		}
 	}
 	a.http.MountMedia(ms, opt)
+	a.media = ms
 	return nil
 }
 

@@ -670,3 +670,10 @@ func FilterAllows(f *filter.RoomEventFilter) func(*EventRecord) bool {
 		return f.Allows(info)
 	}
 }
+
+// CanRead reports whether user may read the room now (joined, or the
+// room is world_readable); the error is the 403 GET /messages would give.
+func (s *Service) CanRead(user, roomID string) error {
+	_, err := s.readAccess(user, roomID)
+	return err
+}

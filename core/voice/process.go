@@ -1,0 +1,372 @@
+package voice
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lichen-hs/lichen/core/audio"
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// Result is a converted or optimised copy of a voice message: a new media
+// item owned by the caller. The message itself is never changed (media
+// is immutable, and the room event points at the original).
+type Result struct {
+	ContentURI  string `json:"content_uri"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	DurationMs  int64  `json:"duration_ms"`
+	SampleRate  int    `json:"sample_rate"`
+	Channels    int    `json:"channels"`
+	// Bitrate is the Opus target bitrate for audio/ogg, and the PCM bit
+	// rate (rate × channels × bits) for audio/wav.
+	Bitrate int `json:"bitrate"`
+}
+
+// Bounds of the seed's parameters.
+const (
+	minQualityKbps = 32
+	maxQualityKbps = 320
+	minBitrate     = 64000
+	maxBitrate     = 320000
+	minTargetKB    = 10
+	maxTargetKB    = 10000
+)
+
+// ConvertRequest is POST /voice/convert's body.
+type ConvertRequest struct {
+	MessageID    string
+	TargetFormat string
+	Quality      int // kb/s, 0 = unset
+	Bitrate      int // b/s, 0 = unset; wins over Quality
+}
+
+// Convert re-encodes a voice message into another format.
+func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
+	target := canonical(req.TargetFormat)
+	if req.TargetFormat == "" {
+		return Result{}, mxerr.MissingParam("target_format is required")
+	}
+	if !encodable(target) {
+		return Result{}, mxerr.InvalidParam(fmt.Sprintf("cannot convert to %q: supported target formats are %s", req.TargetFormat, strings.Join(audio.Encodable(), ", ")))
+	}
+	if req.Quality != 0 && (req.Quality < minQualityKbps || req.Quality > maxQualityKbps) {
+		return Result{}, mxerr.InvalidParam(fmt.Sprintf("quality must be %d to %d kb/s", minQualityKbps, maxQualityKbps))
+	}
+	if req.Bitrate != 0 && (req.Bitrate < minBitrate || req.Bitrate > maxBitrate) {
+		return Result{}, mxerr.InvalidParam(fmt.Sprintf("bitrate must be %d to %d b/s", minBitrate, maxBitrate))
+	}
+	if target == audio.WAV && (req.Quality != 0 || req.Bitrate != 0) {
+		return Result{}, mxerr.InvalidParam("quality and bitrate apply to audio/ogg (Opus); audio/wav is uncompressed 16-bit PCM")
+	}
+	_, pcm, err := s.decodeOwn(c, req.MessageID)
+	if err != nil {
+		return Result{}, err
+	}
+	opt := audio.EncodeOptions{}
+	if target == audio.Ogg {
+		opt.Bitrate = 64000
+		if req.Quality != 0 {
+			opt.Bitrate = req.Quality * 1000
+		}
+		if req.Bitrate != 0 {
+			opt.Bitrate = req.Bitrate
+		}
+	}
+	out, err := audio.Encode(pcm, target, opt)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.store(c, out, target, opt)
+}
+
+// OptimizeRequest is POST /voice/optimize's body.
+type OptimizeRequest struct {
+	MessageID       string
+	TargetSizeKB    int // KiB, 0 = unset
+	PreserveQuality bool
+	RemoveSilence   bool
+	NormalizeVolume bool
+}
+
+// OptimizeResult adds what the processing did.
+type OptimizeResult struct {
+	Result
+	OriginalSize       int64   `json:"original_size"`
+	OriginalDurationMs int64   `json:"original_duration_ms"`
+	RemovedSilenceMs   int64   `json:"removed_silence_ms"`
+	GainDB             float64 `json:"gain_db"`
+}
+
+// Silence and loudness settings for speech: a pause is under -45 dBFS RMS
+// for half a second or more, and is shortened to 200 ms so speech keeps
+// its rhythm; speech is brought to -20 dBFS RMS (a common dialogue level)
+// with peaks kept under -1 dBFS.
+const (
+	silenceDBFS    = -45
+	minSilence     = 500 * time.Millisecond
+	keepSilence    = 200 * time.Millisecond
+	targetRMSDBFS  = -20
+	peakCeilDBFS   = -1
+	speechBitrate  = 24000 // Opus wideband speech is transparent-ish here
+	qualityBitrate = 32000
+	minOpusBitrate = 6000
+)
+
+// Optimize removes silence, normalises loudness and re-encodes a voice
+// message towards a size. Opus sources (and MP3, which can't be
+// re-encoded) become Opus at the bitrate that fits; WAV stays WAV and
+// fits by downmixing to mono, lowering the sample rate and, without
+// preserve_quality, the sample size.
+func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error) {
+	if req.TargetSizeKB != 0 && (req.TargetSizeKB < minTargetKB || req.TargetSizeKB > maxTargetKB) {
+		return OptimizeResult{}, mxerr.InvalidParam(fmt.Sprintf("target_size_kb must be %d to %d", minTargetKB, maxTargetKB))
+	}
+	m, pcm, err := s.decodeOwn(c, req.MessageID)
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	res := OptimizeResult{OriginalSize: m.Size, OriginalDurationMs: pcm.Duration().Milliseconds()}
+	if req.RemoveSilence {
+		before := pcm.Duration()
+		pcm = audio.RemoveSilence(pcm, silenceDBFS, minSilence, keepSilence)
+		res.RemovedSilenceMs = (before - pcm.Duration()).Milliseconds()
+	}
+	if req.NormalizeVolume {
+		before := audio.RMSDBFS(pcm)
+		pcm = audio.Normalize(pcm, targetRMSDBFS, peakCeilDBFS)
+		if after := audio.RMSDBFS(pcm); before > -200 && after > -200 {
+			res.GainDB = float64(int((after-before)*10+0.5)) / 10
+		}
+	}
+	if pcm.Frames() == 0 {
+		return OptimizeResult{}, mxerr.InvalidParam("nothing is left after removing silence")
+	}
+	target := audio.Ogg
+	if m.ContentType == audio.WAV {
+		target = audio.WAV
+	}
+	limit := int64(req.TargetSizeKB) * 1024
+	var out []byte
+	var opt audio.EncodeOptions
+	if target == audio.WAV {
+		out, opt, err = fitWAV(pcm, limit, req.PreserveQuality)
+	} else {
+		out, opt, err = fitOpus(pcm, limit, req.PreserveQuality)
+	}
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	res.Result, err = s.store(c, out, target, opt)
+	return res, err
+}
+
+// fitOpus encodes mono Opus (voice) at the highest bitrate whose file
+// fits limit. File size is not proportional to the target bitrate: Opus
+// switches between SILK bandwidths and hybrid mode as the bitrate moves
+// (a 20 s tone is 16.8 KB at 8 kb/s, 26.8 KB at 10, 40.7 KB at 12.3), so
+// the bitrate is found by bisection over real encodes, starting from the
+// bitrate the payload alone would allow.
+func fitOpus(pcm *audio.PCM, limit int64, preserve bool) ([]byte, audio.EncodeOptions, error) {
+	floor, ceil := minOpusBitrate, qualityBitrate
+	if preserve {
+		floor = speechBitrate
+	}
+	opt := audio.EncodeOptions{Channels: 1, Bitrate: speechBitrate}
+	if preserve {
+		opt.Bitrate = qualityBitrate
+	}
+	if limit <= 0 {
+		out, err := audio.Encode(pcm, audio.Ogg, opt)
+		return out, opt, err
+	}
+	secs := pcm.Duration().Seconds()
+	lo, hi := floor, ceil // the answer is in [lo, hi]; lo fits unless none does
+	try := clamp(int(float64(limit)*8/secs), floor, ceil)
+	var best []byte
+	bestOpt := opt
+	smallest := 0
+	for i := 0; i < 7 && lo <= hi; i++ {
+		opt.Bitrate = try
+		out, err := audio.Encode(pcm, audio.Ogg, opt)
+		if err != nil {
+			return nil, opt, err
+		}
+		if int64(len(out)) <= limit {
+			if best == nil || opt.Bitrate > bestOpt.Bitrate {
+				best, bestOpt = out, opt
+			}
+			lo = try + 1
+		} else {
+			if try == floor {
+				smallest = len(out)
+				break
+			}
+			hi = try - 1
+		}
+		// Within 1 kb/s is as close as a speech bitrate needs to be.
+		if hi-lo < 1000 {
+			if best != nil {
+				break
+			}
+			try = lo
+			if lo != floor {
+				try = floor
+			}
+			continue
+		}
+		try = lo + (hi-lo)/2
+	}
+	if best == nil {
+		if smallest == 0 {
+			out, _ := audio.Encode(pcm, audio.Ogg, audio.EncodeOptions{Channels: 1, Bitrate: floor})
+			smallest = len(out)
+		}
+		return nil, opt, mxerr.InvalidParam(fmt.Sprintf("target_size_kb is too small: this audio is %d KB at the lowest bitrate allowed (%d b/s%s)",
+			(smallest+1023)/1024, floor, map[bool]string{true: " with preserve_quality", false: ""}[preserve]))
+	}
+	return best, bestOpt, nil
+}
+
+// wavShape is one PCM layout, from the best to the smallest.
+type wavShape struct{ rate, channels, bits int }
+
+// wavShapes lists the layouts to try for a source, largest first: mono
+// first (it costs speech nothing), then lower rates down to telephone
+// quality and 8-bit samples, ordered by bytes per second (at equal size
+// the higher rate wins: 16 kHz 8-bit is wideband speech, 8 kHz 16-bit
+// is not). preserve_quality stops at 16 kHz 16-bit.
+func wavShapes(rate, channels int, preserve bool) []wavShape {
+	var out []wavShape
+	if channels > 1 {
+		out = append(out, wavShape{rate, channels, 16})
+	}
+	rates := []int{rate}
+	for _, r := range []int{32000, 24000, 22050, 16000, 11025, 8000} {
+		if r < rate {
+			rates = append(rates, r)
+		}
+	}
+	var mono []wavShape
+	for _, bits := range []int{16, 8} {
+		if bits == 8 && preserve {
+			break
+		}
+		for _, r := range rates {
+			if preserve && r < 16000 && r < rate {
+				break
+			}
+			mono = append(mono, wavShape{r, 1, bits})
+		}
+	}
+	sort.SliceStable(mono, func(i, j int) bool {
+		bi, bj := mono[i].rate*mono[i].bits, mono[j].rate*mono[j].bits
+		if bi != bj {
+			return bi > bj
+		}
+		return mono[i].rate > mono[j].rate
+	})
+	return append(out, mono...)
+}
+
+// wavSize is the size of a canonical WAV file of the given shape.
+func wavSize(frames int64, sh wavShape) int64 {
+	return 44 + frames*int64(sh.channels*sh.bits/8)
+}
+
+func fitWAV(pcm *audio.PCM, limit int64, preserve bool) ([]byte, audio.EncodeOptions, error) {
+	shapes := wavShapes(pcm.Rate, pcm.Channels, preserve)
+	pick := shapes[0]
+	if pcm.Channels > 1 && limit <= 0 {
+		pick = wavShape{pcm.Rate, pcm.Channels, 16}
+	}
+	if limit > 0 {
+		found := false
+		for _, sh := range shapes {
+			frames := int64(float64(pcm.Frames()) * float64(sh.rate) / float64(pcm.Rate))
+			if wavSize(frames, sh) <= limit {
+				pick, found = sh, true
+				break
+			}
+		}
+		if !found {
+			last := shapes[len(shapes)-1]
+			frames := int64(float64(pcm.Frames()) * float64(last.rate) / float64(pcm.Rate))
+			return nil, audio.EncodeOptions{}, mxerr.InvalidParam(fmt.Sprintf(
+				"target_size_kb is too small: this audio is %d KB as WAV at %d Hz %d-bit mono; convert it to audio/ogg for smaller files",
+				(wavSize(frames, last)+1023)/1024, last.rate, last.bits))
+		}
+	}
+	opt := audio.EncodeOptions{Rate: pick.rate, Channels: pick.channels, Bits: pick.bits}
+	out, err := audio.Encode(pcm, audio.WAV, opt)
+	return out, opt, err
+}
+
+func clamp(v, lo, hi int) int {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// decodeOwn loads a message the caller may process (its owner or an
+// admin) and decodes it within the sample budget.
+func (s *Service) decodeOwn(c Caller, id string) (Message, *audio.PCM, error) {
+	if id == "" {
+		return Message{}, nil, mxerr.MissingParam("message_id is required")
+	}
+	m, err := s.get(c, id)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	if c.User != m.Owner && !c.Admin {
+		return Message{}, nil, mxerr.Forbidden("only the sender or a server admin may convert or optimise a voice message")
+	}
+	if !decodable(m.ContentType) {
+		return Message{}, nil, mxerr.InvalidParam(fmt.Sprintf("cannot decode %s in this server; convertible sources are %s",
+			m.ContentType, strings.Join(audio.Decodable(), ", ")))
+	}
+	b, err := s.media.Open(m.MediaID)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	pcm, err := audio.Decode(b, m.ContentType, s.cfg.MaxProcessSamples)
+	switch {
+	case errors.Is(err, audio.ErrTooLong):
+		return Message{}, nil, mxerr.TooLarge(fmt.Sprintf("voice message is too long to process on this server (limit %d samples)", s.cfg.MaxProcessSamples))
+	case err != nil:
+		return Message{}, nil, mxerr.InvalidParam(fmt.Sprintf("cannot decode the voice message: %v", err))
+	}
+	return m, pcm, nil
+}
+
+// store keeps an encoded result as the caller's media and describes it.
+func (s *Service) store(c Caller, out []byte, ct string, opt audio.EncodeOptions) (Result, error) {
+	info, err := audio.Probe(out, ct)
+	if err != nil {
+		return Result{}, fmt.Errorf("voice: re-encoded audio does not parse: %w", err)
+	}
+	id, err := s.media.Upload(c.User, bytes.NewReader(out), ct, "voice-message"+extension(ct))
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{
+		ContentURI: s.media.MXC(id), ContentType: ct, Size: int64(len(out)),
+		DurationMs: info.Duration.Milliseconds(), SampleRate: info.Rate, Channels: info.Channels, Bitrate: opt.Bitrate,
+	}
+	if ct == audio.WAV {
+		bits := opt.Bits
+		if bits == 0 {
+			bits = 16
+		}
+		r.Bitrate = info.Rate * info.Channels * bits
+	}
+	return r, nil
+}

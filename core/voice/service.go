@@ -1,0 +1,337 @@
+package voice
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lichen-hs/lichen/core/audio"
+	"github.com/lichen-hs/lichen/core/ids"
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// Service is the voice-message API.
+type Service struct {
+	cfg   Config
+	st    Store
+	media Media
+	rooms Rooms
+	now   func() time.Time
+}
+
+// New makes the service; zero limits take DefaultConfig's.
+func New(cfg Config, st Store, media Media, rooms Rooms) *Service {
+	def := DefaultConfig()
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = def.MaxSize
+	}
+	if cfg.MaxDuration <= 0 {
+		cfg.MaxDuration = def.MaxDuration
+	}
+	if cfg.MaxProcessSamples <= 0 {
+		cfg.MaxProcessSamples = def.MaxProcessSamples
+	}
+	return &Service{cfg: cfg, st: st, media: media, rooms: rooms, now: time.Now}
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Config returns the limits.
+func (s *Service) Config() Config { return s.cfg }
+
+// Caller is who asks: the user, their device (for the room event's
+// transaction scope) and whether they are a server admin.
+type Caller struct {
+	User   string
+	Device string
+	Admin  bool
+}
+
+// WaveformPoints is how many values an upload's waveform has: Element
+// sends about 100 (MSC3246 allows 30 to 120).
+const WaveformPoints = 100
+
+// UploadRequest is POST /voice/upload's body, decoded.
+type UploadRequest struct {
+	Content     []byte
+	ContentType string // "" is audio/ogg, as the seed says
+	DurationMs  int64
+	RoomID      string
+	SessionID   string
+}
+
+// Upload stores a voice message and, with a room, posts it there. Nothing
+// is kept when any step fails: a refused room send removes the record and
+// the media again.
+func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
+	ct := "audio/ogg"
+	if req.ContentType != "" {
+		ct = canonical(req.ContentType)
+	}
+	if !decodable(ct) && !isStoredOnly(ct) {
+		return Message{}, mxerr.InvalidParam(fmt.Sprintf("content_type %q is not supported; supported: %s", req.ContentType, supportedList()))
+	}
+	if len(req.Content) == 0 {
+		return Message{}, mxerr.InvalidParam("content is empty")
+	}
+	if int64(len(req.Content)) > s.cfg.MaxSize {
+		return Message{}, mxerr.TooLarge(fmt.Sprintf("voice message is larger than %d bytes", s.cfg.MaxSize))
+	}
+	if req.DurationMs <= 0 {
+		return Message{}, mxerr.InvalidParam("duration_ms must be a positive integer")
+	}
+	if req.RoomID != "" {
+		if _, _, err := ids.ParseRoomID(req.RoomID); err != nil {
+			return Message{}, mxerr.InvalidParam("room_id is not a room ID")
+		}
+	}
+	m := Message{
+		ID: newID(), Owner: c.User, ContentType: ct, Size: int64(len(req.Content)),
+		DurationMs: req.DurationMs, RoomID: req.RoomID, SessionID: req.SessionID, CreatedMs: s.now().UnixMilli(),
+	}
+	var waveform []int
+	if decodable(ct) {
+		info, err := audio.Probe(req.Content, ct)
+		if err != nil {
+			return Message{}, mxerr.InvalidParam(fmt.Sprintf("content is not valid %s: %v", ct, err))
+		}
+		// The measured duration wins over the client's: it is what
+		// players show, and what stats add up.
+		m.Verified, m.DurationMs, m.SampleRate, m.Channels = true, info.Duration.Milliseconds(), info.Rate, info.Channels
+		if m.DurationMs <= 0 {
+			return Message{}, mxerr.InvalidParam("content has no audio")
+		}
+		waveform = s.waveform(req.Content, ct)
+	} else if !looksLike(ct, req.Content) {
+		return Message{}, mxerr.InvalidParam(fmt.Sprintf("content is not %s", ct))
+	}
+	if time.Duration(m.DurationMs)*time.Millisecond > s.cfg.MaxDuration {
+		return Message{}, mxerr.InvalidParam(fmt.Sprintf("voice message is longer than %d ms", s.cfg.MaxDuration.Milliseconds()))
+	}
+
+	mediaID, err := s.media.Upload(c.User, bytes.NewReader(req.Content), ct, "voice-message"+extension(ct))
+	if err != nil {
+		return Message{}, err
+	}
+	m.MediaID = mediaID
+	if err := s.st.PutVoice(m); err != nil {
+		_ = s.media.Delete(mediaID)
+		return Message{}, err
+	}
+	if m.RoomID == "" {
+		return m, nil
+	}
+	content, _ := json.Marshal(EventContent(s.media.MXC(mediaID), m, waveform))
+	eventID, err := s.rooms.Send(c.User, c.Device, m.RoomID, "voice-"+m.ID, content)
+	if err != nil {
+		_ = s.st.DeleteVoice(m.ID)
+		_ = s.media.Delete(mediaID)
+		return Message{}, err
+	}
+	m.EventID = eventID
+	if err := s.st.PutVoice(m); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// waveform decodes the audio for its MSC3246 waveform; audio too long to
+// decode within the sample budget gets none (clients then draw a flat
+// line), never a made-up one.
+func (s *Service) waveform(content []byte, ct string) []int {
+	pcm, err := audio.Decode(content, ct, s.cfg.MaxProcessSamples)
+	if err != nil {
+		return nil
+	}
+	return audio.Waveform(pcm, WaveformPoints)
+}
+
+// EventContent is the m.audio event of a voice message: the spec's
+// m.audio fields (info.duration, mimetype, size) plus the extensible
+// event blocks that mark it as a voice message (MSC3245
+// "org.matrix.msc3245.voice", MSC1767 "org.matrix.msc1767.audio" with
+// duration and waveform) in the unstable names every client reads.
+func EventContent(mxc string, m Message, waveform []int) map[string]any {
+	name := "Voice message" + extension(m.ContentType)
+	audioBlock := map[string]any{"duration": m.DurationMs}
+	if len(waveform) > 0 {
+		audioBlock["waveform"] = waveform
+	}
+	return map[string]any{
+		"msgtype":                 "m.audio",
+		"body":                    "Voice message",
+		"url":                     mxc,
+		"info":                    map[string]any{"mimetype": m.ContentType, "size": m.Size, "duration": m.DurationMs},
+		"org.matrix.msc1767.text": "Voice message",
+		"org.matrix.msc1767.file": map[string]any{
+			"url": mxc, "name": name, "mimetype": m.ContentType, "size": m.Size,
+		},
+		"org.matrix.msc1767.audio": audioBlock,
+		"org.matrix.msc3245.voice": map[string]any{},
+	}
+}
+
+// visible reports whether the caller may see m: its owner and admins
+// always, anyone else only through the room event carrying it.
+func (s *Service) visible(c Caller, m Message) bool {
+	if c.User == m.Owner || c.Admin {
+		return true
+	}
+	return m.EventID != "" && s.rooms.CanSee(c.User, m.RoomID, m.EventID)
+}
+
+// get loads a message the caller may see; others' invisible messages are
+// 404 like missing ones, so IDs can't be probed.
+func (s *Service) get(c Caller, id string) (Message, error) {
+	m, err := s.st.Voice(id)
+	if errors.Is(err, ErrNotFound) || (err == nil && !s.visible(c, m)) {
+		return Message{}, mxerr.NotFound("voice message not found")
+	}
+	return m, err
+}
+
+// Get returns a message and its audio.
+func (s *Service) Get(c Caller, id string) (Message, []byte, error) {
+	m, err := s.get(c, id)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	b, err := s.media.Open(m.MediaID)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	return m, b, nil
+}
+
+// Delete removes a message (its owner or an admin): the record, its media
+// and, when it was posted, its room event by redaction (sent as the owner,
+// who may always redact their own events). It reports whether the event
+// was redacted.
+func (s *Service) Delete(c Caller, id string) (bool, error) {
+	m, err := s.get(c, id)
+	if err != nil {
+		return false, err
+	}
+	if c.User != m.Owner && !c.Admin {
+		return false, mxerr.Forbidden("only the sender or a server admin may delete a voice message")
+	}
+	if err := s.st.DeleteVoice(m.ID); err != nil {
+		return false, err
+	}
+	_ = s.media.Delete(m.MediaID)
+	if m.EventID == "" {
+		return false, nil
+	}
+	err = s.rooms.Redact(m.Owner, "", m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted")
+	return err == nil, nil
+}
+
+// ByUser lists a user's messages the caller may see.
+func (s *Service) ByUser(c Caller, user string) ([]Message, error) {
+	all, err := s.st.VoiceByUser(user)
+	if err != nil {
+		return nil, err
+	}
+	return s.filter(c, all), nil
+}
+
+// ByRoom lists a room's messages the caller may see; a caller who cannot
+// read the room at all is refused.
+func (s *Service) ByRoom(c Caller, roomID string, canRead func() error) ([]Message, error) {
+	if !c.Admin {
+		if err := canRead(); err != nil {
+			return nil, err
+		}
+	}
+	all, err := s.st.VoiceByRoom(roomID)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, m := range all {
+		// Only posted messages belong to the room's history.
+		if m.EventID != "" && (c.Admin || s.rooms.CanSee(c.User, m.RoomID, m.EventID)) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) filter(c Caller, all []Message) []Message {
+	out := all[:0]
+	for _, m := range all {
+		if s.visible(c, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Stats are a user's totals.
+type Stats struct {
+	UserID          string `json:"user_id"`
+	TotalMessages   int    `json:"total_messages"`
+	TotalDurationMs int64  `json:"total_duration_ms"`
+	TotalSizeBytes  int64  `json:"total_size_bytes"`
+}
+
+// StatsFor totals a user's messages: for themselves or an admin only, as
+// they count private messages too.
+func (s *Service) StatsFor(c Caller, user string) (Stats, error) {
+	if c.User != user && !c.Admin {
+		return Stats{}, mxerr.Forbidden("only the user or a server admin may see a user's voice statistics")
+	}
+	all, err := s.st.VoiceByUser(user)
+	if err != nil {
+		return Stats{}, err
+	}
+	st := Stats{UserID: user, TotalMessages: len(all)}
+	for _, m := range all {
+		st.TotalDurationMs += m.DurationMs
+		st.TotalSizeBytes += m.Size
+	}
+	return st, nil
+}
+
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// newID is 24 random characters of [A-Za-z0-9] (143 bits).
+func newID() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b)
+}
+
+// ValidID reports whether id could be a message ID (checked before any
+// lookup).
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isStoredOnly(ct string) bool {
+	for _, f := range storedOnly {
+		if f == ct {
+			return true
+		}
+	}
+	return false
+}
+
+// MXC is the content URI of a message's media.
+func (s *Service) MXC(mediaID string) string { return s.media.MXC(mediaID) }

@@ -1,0 +1,457 @@
+package voice
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lichen-hs/lichen/core/audio"
+	"github.com/lichen-hs/lichen/core/mxerr"
+)
+
+// memStore, memMedia and memRooms are in-memory stand-ins for the
+// boltstore, core/media and core/rooms (the e2e tests run the real ones).
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]Message
+}
+
+func (s *memStore) PutVoice(m Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[m.ID] = m
+	return nil
+}
+func (s *memStore) Voice(id string) (Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.m[id]
+	if !ok {
+		return Message{}, ErrNotFound
+	}
+	return m, nil
+}
+func (s *memStore) DeleteVoice(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; !ok {
+		return ErrNotFound
+	}
+	delete(s.m, id)
+	return nil
+}
+func (s *memStore) list(keep func(Message) bool) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.m {
+		if keep(m) {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedMs > out[j].CreatedMs })
+	return out
+}
+func (s *memStore) VoiceByUser(u string) ([]Message, error) {
+	return s.list(func(m Message) bool { return m.Owner == u }), nil
+}
+func (s *memStore) VoiceByRoom(r string) ([]Message, error) {
+	return s.list(func(m Message) bool { return m.RoomID == r }), nil
+}
+
+type memMedia struct {
+	n     int
+	files map[string][]byte
+	owner map[string]string
+}
+
+func (m *memMedia) Upload(user string, body io.Reader, ct, name string) (string, error) {
+	b, _ := io.ReadAll(body)
+	m.n++
+	id := "m" + string(rune('a'+m.n))
+	m.files[id], m.owner[id] = b, user
+	return id, nil
+}
+func (m *memMedia) MXC(id string) string { return "mxc://test/" + id }
+func (m *memMedia) Open(id string) ([]byte, error) {
+	b, ok := m.files[id]
+	if !ok {
+		return nil, errors.New("no such media")
+	}
+	return b, nil
+}
+func (m *memMedia) Delete(id string) error { delete(m.files, id); return nil }
+
+// memRooms: members[room] lists who may send and see; sent keeps the
+// contents; redacted the redacted event IDs.
+type memRooms struct {
+	members  map[string][]string
+	sent     map[string]json.RawMessage
+	redacted []string
+}
+
+func (r *memRooms) member(u, room string) bool {
+	for _, m := range r.members[room] {
+		if m == u {
+			return true
+		}
+	}
+	return false
+}
+func (r *memRooms) Send(user, device, room, txn string, content json.RawMessage) (string, error) {
+	if !r.member(user, room) {
+		return "", mxerr.Forbidden("not in room")
+	}
+	id := "$" + txn
+	r.sent[id] = content
+	return id, nil
+}
+func (r *memRooms) Redact(user, device, room, ev, txn, reason string) error {
+	r.redacted = append(r.redacted, ev)
+	return nil
+}
+func (r *memRooms) CanSee(user, room, ev string) bool { return r.member(user, room) }
+
+func newTestService(t *testing.T) (*Service, *memMedia, *memRooms) {
+	t.Helper()
+	mm := &memMedia{files: map[string][]byte{}, owner: map[string]string{}}
+	mr := &memRooms{members: map[string][]string{"!r:test": {"@a:test", "@b:test"}}, sent: map[string]json.RawMessage{}}
+	s := New(Config{}, &memStore{m: map[string]Message{}}, mm, mr)
+	clock := time.UnixMilli(1_700_000_000_000)
+	s.SetClock(func() time.Time { clock = clock.Add(time.Second); return clock })
+	return s, mm, mr
+}
+
+// tone makes mono 48 kHz audio: a 440 Hz tone at amp for secs seconds.
+func tone(secs, amp float64) *audio.PCM {
+	n := int(secs * 48000)
+	p := &audio.PCM{Rate: 48000, Channels: 1, Samples: make([]float32, n)}
+	for i := range p.Samples {
+		p.Samples[i] = float32(amp * math.Sin(2*math.Pi*440*float64(i)/48000))
+	}
+	return p
+}
+
+func concat(ps ...*audio.PCM) *audio.PCM {
+	out := &audio.PCM{Rate: 48000, Channels: 1}
+	for _, p := range ps {
+		out.Samples = append(out.Samples, p.Samples...)
+	}
+	return out
+}
+
+func encode(t *testing.T, p *audio.PCM, ct string) []byte {
+	t.Helper()
+	b, err := audio.Encode(p, ct, audio.EncodeOptions{Bitrate: 32000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func code(err error) string {
+	var e *mxerr.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil {
+		return ""
+	}
+	return "other: " + err.Error()
+}
+
+var (
+	alice = Caller{User: "@a:test", Device: "A"}
+	bob   = Caller{User: "@b:test", Device: "B"}
+	carol = Caller{User: "@c:test", Device: "C"}
+	admin = Caller{User: "@root:test", Admin: true}
+)
+
+func TestUploadValidation(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	ogg := encode(t, tone(1, 0.3), audio.Ogg)
+	cases := []struct {
+		name string
+		req  UploadRequest
+		code string
+	}{
+		{"unsupported type", UploadRequest{Content: ogg, ContentType: "video/mp4", DurationMs: 1000}, "M_INVALID_PARAM"},
+		{"empty", UploadRequest{ContentType: "audio/ogg", DurationMs: 1000}, "M_INVALID_PARAM"},
+		{"no duration", UploadRequest{Content: ogg, DurationMs: 0}, "M_INVALID_PARAM"},
+		{"not ogg", UploadRequest{Content: []byte("hello there, not audio"), DurationMs: 1000}, "M_INVALID_PARAM"},
+		{"wav labelled ogg", UploadRequest{Content: encode(t, tone(1, 0.3), audio.WAV), ContentType: "audio/ogg", DurationMs: 1000}, "M_INVALID_PARAM"},
+		{"mp4 without ftyp", UploadRequest{Content: []byte("0000abcd0000"), ContentType: "audio/mp4", DurationMs: 1000}, "M_INVALID_PARAM"},
+		{"bad room", UploadRequest{Content: ogg, DurationMs: 1000, RoomID: "nope"}, "M_INVALID_PARAM"},
+		{"not a member", UploadRequest{Content: ogg, DurationMs: 1000, RoomID: "!other:test"}, "M_FORBIDDEN"},
+		{"too large", UploadRequest{Content: make([]byte, 9<<20), DurationMs: 1000}, "M_TOO_LARGE"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := s.Upload(alice, c.req)
+			if code(err) != c.code {
+				t.Fatalf("got %v, want %s", err, c.code)
+			}
+		})
+	}
+	if len(mm.files) != 0 {
+		t.Fatalf("refused uploads left %d media items", len(mm.files))
+	}
+	long := UploadRequest{Content: []byte("fLaC...."), ContentType: "audio/flac", DurationMs: 11 * 60 * 1000}
+	if _, err := s.Upload(alice, long); code(err) != "M_INVALID_PARAM" {
+		t.Fatalf("11 minutes: %v", err)
+	}
+}
+
+func TestUploadMeasuresAndPosts(t *testing.T) {
+	s, mm, mr := newTestService(t)
+	ogg := encode(t, concat(tone(1, 0.5), tone(1, 0)), audio.Ogg)
+	m, err := s.Upload(alice, UploadRequest{Content: ogg, ContentType: "audio/ogg; codecs=opus", DurationMs: 12345, RoomID: "!r:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Verified || m.DurationMs < 1980 || m.DurationMs > 2020 {
+		t.Fatalf("duration not measured: %+v", m)
+	}
+	if m.ContentType != "audio/ogg" || m.SampleRate != 48000 || m.Channels != 1 {
+		t.Fatalf("record %+v", m)
+	}
+	if !bytes.Equal(mm.files[m.MediaID], ogg) {
+		t.Fatal("media is not the uploaded bytes")
+	}
+	var c map[string]any
+	if err := json.Unmarshal(mr.sent[m.EventID], &c); err != nil {
+		t.Fatal(err)
+	}
+	if c["msgtype"] != "m.audio" || c["url"] != "mxc://test/"+m.MediaID {
+		t.Fatalf("event %v", c)
+	}
+	if _, ok := c["org.matrix.msc3245.voice"]; !ok {
+		t.Fatal("no voice marker")
+	}
+	blk := c["org.matrix.msc1767.audio"].(map[string]any)
+	wf := blk["waveform"].([]any)
+	if len(wf) != WaveformPoints || blk["duration"].(float64) != float64(m.DurationMs) {
+		t.Fatalf("audio block %v", blk)
+	}
+	// First half loud, second half silent.
+	if wf[10].(float64) < 500 || wf[90].(float64) > 50 {
+		t.Fatalf("waveform does not follow the audio: %v", wf)
+	}
+	// Stored-only formats keep the client's duration.
+	m4a := append([]byte{0, 0, 0, 0x20}, []byte("ftypM4A 0000000000000000")...)
+	m2, err := s.Upload(bob, UploadRequest{Content: m4a, ContentType: "audio/x-m4a", DurationMs: 4200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.Verified || m2.DurationMs != 4200 || m2.ContentType != "audio/mp4" {
+		t.Fatalf("m4a %+v", m2)
+	}
+}
+
+func TestVisibilityAndDelete(t *testing.T) {
+	s, mm, mr := newTestService(t)
+	ogg := encode(t, tone(0.5, 0.3), audio.Ogg)
+	private, err := s.Upload(alice, UploadRequest{Content: ogg, DurationMs: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted, err := s.Upload(alice, UploadRequest{Content: ogg, DurationMs: 500, RoomID: "!r:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who  Caller
+		id   string
+		code string
+	}{
+		{alice, private.ID, ""}, {admin, private.ID, ""}, {bob, private.ID, "M_NOT_FOUND"},
+		{bob, posted.ID, ""}, {carol, posted.ID, "M_NOT_FOUND"}, {alice, "missing", "M_NOT_FOUND"},
+	} {
+		if _, _, err := s.Get(c.who, c.id); code(err) != c.code {
+			t.Errorf("%s get %s: %v, want %q", c.who.User, c.id, err, c.code)
+		}
+	}
+	if l, _ := s.ByUser(bob, alice.User); len(l) != 1 || l[0].ID != posted.ID {
+		t.Fatalf("bob sees %v", l)
+	}
+	if l, _ := s.ByUser(alice, alice.User); len(l) != 2 || l[0].ID != posted.ID {
+		t.Fatalf("alice sees %v (newest first)", l)
+	}
+	if _, err := s.ByRoom(carol, "!r:test", func() error { return mxerr.Forbidden("not in room") }); code(err) != "M_FORBIDDEN" {
+		t.Fatalf("carol room list: %v", err)
+	}
+	if l, _ := s.ByRoom(bob, "!r:test", func() error { return nil }); len(l) != 1 {
+		t.Fatalf("room list %v", l)
+	}
+	if _, err := s.StatsFor(bob, alice.User); code(err) != "M_FORBIDDEN" {
+		t.Fatalf("bob stats of alice: %v", err)
+	}
+	st, _ := s.StatsFor(alice, alice.User)
+	if st.TotalMessages != 2 || st.TotalSizeBytes != 2*int64(len(ogg)) || st.TotalDurationMs < 980 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, err := s.Delete(bob, posted.ID); code(err) != "M_FORBIDDEN" {
+		t.Fatalf("bob deletes: %v", err)
+	}
+	red, err := s.Delete(admin, posted.ID)
+	if err != nil || !red || len(mr.redacted) != 1 || mr.redacted[0] != posted.EventID {
+		t.Fatalf("admin delete: %v %v %v", red, err, mr.redacted)
+	}
+	if _, ok := mm.files[posted.MediaID]; ok {
+		t.Fatal("media kept after delete")
+	}
+	if _, _, err := s.Get(alice, posted.ID); code(err) != "M_NOT_FOUND" {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func TestConvert(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	src, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(1.5, 0.3), audio.Ogg), DurationMs: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		name string
+		req  ConvertRequest
+		code string
+	}{
+		{"mp3 target", ConvertRequest{MessageID: src.ID, TargetFormat: "audio/mpeg"}, "M_INVALID_PARAM"},
+		{"no target", ConvertRequest{MessageID: src.ID}, "M_MISSING_PARAM"},
+		{"quality range", ConvertRequest{MessageID: src.ID, TargetFormat: "audio/ogg", Quality: 8}, "M_INVALID_PARAM"},
+		{"bitrate range", ConvertRequest{MessageID: src.ID, TargetFormat: "audio/ogg", Bitrate: 1000}, "M_INVALID_PARAM"},
+		{"bitrate for wav", ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav", Bitrate: 128000}, "M_INVALID_PARAM"},
+		{"no message", ConvertRequest{TargetFormat: "audio/wav"}, "M_MISSING_PARAM"},
+	}
+	for _, c := range bad {
+		if _, err := s.Convert(alice, c.req); code(err) != c.code {
+			t.Errorf("%s: %v, want %s", c.name, err, c.code)
+		}
+	}
+	if _, err := s.Convert(bob, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav"}); code(err) != "M_NOT_FOUND" {
+		t.Fatalf("bob converts a private message: %v", err)
+	}
+	res, err := s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/x-wav"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := mm.files[strings.TrimPrefix(res.ContentURI, "mxc://test/")]
+	info, err := audio.Probe(out, audio.WAV)
+	if err != nil || info.Rate != 48000 || info.Channels != 1 {
+		t.Fatalf("converted wav %+v %v", info, err)
+	}
+	if d := info.Duration.Milliseconds(); d < 1480 || d > 1520 {
+		t.Fatalf("wav duration %d ms", d)
+	}
+	if res.Bitrate != 48000*16 || res.Size != int64(len(out)) {
+		t.Fatalf("result %+v", res)
+	}
+	// Stored-only sources say what converts.
+	m4a := append([]byte{0, 0, 0, 0x20}, []byte("ftypM4A 0000000000000000")...)
+	m2, _ := s.Upload(alice, UploadRequest{Content: m4a, ContentType: "audio/mp4", DurationMs: 1000})
+	if _, err := s.Convert(alice, ConvertRequest{MessageID: m2.ID, TargetFormat: "audio/ogg"}); code(err) != "M_INVALID_PARAM" ||
+		!strings.Contains(err.Error(), "audio/ogg") {
+		t.Fatalf("m4a convert: %v", err)
+	}
+}
+
+func TestOptimize(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	// 1 s speech-level tone, 3 s of silence, 1 s tone: quiet (-30 dBFS).
+	pcm := concat(tone(1, 0.045), tone(3, 0), tone(1, 0.045))
+	wav, err := audio.Encode(pcm, audio.WAV, audio.EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := s.Upload(alice, UploadRequest{Content: wav, ContentType: "audio/wav", DurationMs: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, RemoveSilence: true, NormalizeVolume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RemovedSilenceMs < 2500 || res.DurationMs > 2500 || res.GainDB < 5 {
+		t.Fatalf("optimize %+v", res)
+	}
+	out, err := audio.Decode(mm.files[strings.TrimPrefix(res.ContentURI, "mxc://test/")], audio.WAV, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rms := audio.RMSDBFS(out); rms < -26 {
+		t.Fatalf("not normalised: %.1f dBFS", rms)
+	}
+	// A WAV target size is met by shape: 40 KB of 2.2 s needs <= ~18 kB/s.
+	res, err = s.Optimize(alice, OptimizeRequest{MessageID: src.ID, TargetSizeKB: 40, RemoveSilence: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size > 40*1024 || res.ContentType != "audio/wav" || res.SampleRate >= 48000 {
+		t.Fatalf("wav fit %+v", res)
+	}
+	if _, err := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, TargetSizeKB: 10, PreserveQuality: true}); code(err) != "M_INVALID_PARAM" {
+		t.Fatalf("impossible wav target: %v", err)
+	}
+	if _, err := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, TargetSizeKB: 5}); code(err) != "M_INVALID_PARAM" {
+		t.Fatalf("target below the seed's range: %v", err)
+	}
+	// Opus: 20 s of tone at 64 kb/s, asked for 30 KB (12 kb/s).
+	big, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(20, 0.3), audio.Ogg), DurationMs: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.Optimize(alice, OptimizeRequest{MessageID: big.ID, TargetSizeKB: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size > 30*1024 || res.Size < 20*1024 || res.ContentType != "audio/ogg" || res.Bitrate >= 32000 {
+		t.Fatalf("opus fit %+v", res)
+	}
+	if _, err := s.Optimize(alice, OptimizeRequest{MessageID: big.ID, TargetSizeKB: 10, PreserveQuality: true}); code(err) != "M_INVALID_PARAM" {
+		t.Fatalf("preserve_quality below 24 kb/s: %v", err)
+	}
+}
+
+func TestWavShapes(t *testing.T) {
+	cases := []struct {
+		rate, ch int
+		preserve bool
+		first    wavShape
+		last     wavShape
+	}{
+		{48000, 2, false, wavShape{48000, 2, 16}, wavShape{8000, 1, 8}},
+		{48000, 1, true, wavShape{48000, 1, 16}, wavShape{16000, 1, 16}},
+		{8000, 1, true, wavShape{8000, 1, 16}, wavShape{8000, 1, 16}},
+		{16000, 1, false, wavShape{16000, 1, 16}, wavShape{8000, 1, 8}},
+	}
+	for _, c := range cases {
+		sh := wavShapes(c.rate, c.ch, c.preserve)
+		if sh[0] != c.first || sh[len(sh)-1] != c.last {
+			t.Errorf("%d/%d/%v: %v", c.rate, c.ch, c.preserve, sh)
+		}
+		for i := 1; i < len(sh); i++ {
+			a, b := sh[i-1], sh[i]
+			if a.rate*a.channels*a.bits < b.rate*b.channels*b.bits {
+				t.Errorf("%v grows after %v", b, a)
+			}
+		}
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		"audio/ogg; codecs=opus": "audio/ogg", "AUDIO/X-WAV": "audio/wav", "audio/x-m4a": "audio/mp4",
+		"audio/mp3": "audio/mpeg", "audio/x-flac": "audio/flac", "audio/webm;codecs=opus": "audio/webm",
+	} {
+		if got := canonical(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}
