@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -59,5 +61,65 @@ func TestVoIPExternal(t *testing.T) {
 	r = s.must(200, "GET", "/_matrix/client/v3/voip/config", "", nil)
 	if ts, _ := r.Body["turn_servers"].([]any); len(ts) != 1 {
 		t.Fatalf("config = %s", r.Raw)
+	}
+}
+
+// TestCallEventsPassThrough: m.call.* events are ordinary room events
+// (spec "Voice over IP"): every type is delivered to the other member by
+// /sync with its content unchanged, and an invite notifies (the
+// .m.rule.call push rule).
+func TestCallEventsPassThrough(t *testing.T) {
+	s := start(t)
+	alice, bob := s.register(""), s.register("")
+	room := s.createRoom(alice, map[string]any{"invite": []string{bob.ID}, "preset": "trusted_private_chat"})
+	s.must(200, "POST", "/_matrix/client/v3/join/"+esc(room), bob.Token, map[string]any{})
+	since := doSync(s, bob, nil).str("next_batch")
+
+	offer := map[string]any{"type": "offer", "sdp": "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}
+	events := []struct {
+		typ     string
+		content map[string]any
+	}{
+		{"m.call.invite", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1", "lifetime": 60000, "offer": offer,
+			"org.matrix.msc2746.invitee": bob.ID}},
+		{"m.call.candidates", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1",
+			"candidates": []any{map[string]any{"candidate": "candidate:1 1 UDP 2130706431 192.168.1.5 50000 typ host", "sdpMLineIndex": 0, "sdpMid": "0"}}}},
+		{"m.call.answer", map[string]any{"call_id": "c1", "party_id": "pb", "version": "1", "answer": map[string]any{"type": "answer", "sdp": "v=0\r\n"}}},
+		{"m.call.select_answer", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1", "selected_party_id": "pb"}},
+		{"m.call.negotiate", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1", "lifetime": 10000, "description": offer}},
+		{"m.call.sdp_stream_metadata_changed", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1", "sdp_stream_metadata": map[string]any{}}},
+		{"m.call.reject", map[string]any{"call_id": "c2", "party_id": "pb", "version": "1"}},
+		{"m.call.hangup", map[string]any{"call_id": "c1", "party_id": "pa", "version": "1", "reason": "user_hangup"}},
+	}
+	for i, e := range events {
+		sender := alice
+		if e.content["party_id"] == "pb" {
+			sender = bob
+		}
+		s.must(200, "PUT", fmt.Sprintf("/_matrix/client/v3/rooms/%s/send/%s/t%d", esc(room), e.typ, i), sender.Token, e.content)
+	}
+	r := doSync(s, bob, map[string]string{"since": since})
+	var got []map[string]any
+	for _, ev := range timelineOf(r, room) {
+		m := ev.(map[string]any)
+		if strings.HasPrefix(m["type"].(string), "m.call.") {
+			got = append(got, m)
+		}
+	}
+	if len(got) != len(events) {
+		t.Fatalf("bob got %d call events, want %d", len(got), len(events))
+	}
+	for i, e := range events {
+		want, _ := json.Marshal(e.content)
+		have, _ := json.Marshal(got[i]["content"])
+		if got[i]["type"] != e.typ || string(want) != string(have) {
+			t.Errorf("%s: content changed:\n got %s\nwant %s", e.typ, have, want)
+		}
+	}
+	// The invite is a notification for bob (.m.rule.call, before the
+	// one-to-one rule).
+	n := objMap(syncRoom(r, "join", room), "unread_notifications")
+	if n["notification_count"].(float64) < 1 {
+		t.Errorf("call invite did not notify: %v", n)
 	}
 }
