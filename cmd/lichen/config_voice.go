@@ -21,6 +21,9 @@ type VoiceConfig struct {
 	// decode, as seconds of 48 kHz mono (default 349: 16M samples, 64 MiB
 	// of memory per request). Longer messages answer 413.
 	MaxProcessSeconds int `toml:"max_process_seconds"`
+	// MaxConcurrent is how many of those decodes run at once (default 2);
+	// the others wait.
+	MaxConcurrent int `toml:"max_concurrent"`
 }
 
 func defaultVoiceConfig() VoiceConfig {
@@ -29,6 +32,7 @@ func defaultVoiceConfig() VoiceConfig {
 		MaxSizeBytes:       d.MaxSize,
 		MaxDurationSeconds: int(d.MaxDuration / time.Second),
 		MaxProcessSeconds:  d.MaxProcessSamples / 48000,
+		MaxConcurrent:      d.MaxConcurrent,
 	}
 }
 
@@ -37,6 +41,7 @@ func (c VoiceConfig) service() voice.Config {
 		MaxSize:           c.MaxSizeBytes,
 		MaxDuration:       time.Duration(c.MaxDurationSeconds) * time.Second,
 		MaxProcessSamples: c.MaxProcessSeconds * 48000,
+		MaxConcurrent:     c.MaxConcurrent,
 	}
 }
 
@@ -56,7 +61,7 @@ func (c *VoiceConfig) applyEnv(getenv func(string) string) error {
 	for _, e := range []struct {
 		name string
 		dst  *int
-	}{{"LICHEN_VOICE_MAX_DURATION_SECONDS", &c.MaxDurationSeconds}, {"LICHEN_VOICE_MAX_PROCESS_SECONDS", &c.MaxProcessSeconds}} {
+	}{{"LICHEN_VOICE_MAX_DURATION_SECONDS", &c.MaxDurationSeconds}, {"LICHEN_VOICE_MAX_PROCESS_SECONDS", &c.MaxProcessSeconds}, {"LICHEN_VOICE_MAX_CONCURRENT", &c.MaxConcurrent}} {
 		if v := getenv(e.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
@@ -69,8 +74,8 @@ func (c *VoiceConfig) applyEnv(getenv func(string) string) error {
 }
 
 func (c VoiceConfig) validate() error {
-	if c.MaxSizeBytes <= 0 || c.MaxDurationSeconds <= 0 || c.MaxProcessSeconds <= 0 {
-		return fmt.Errorf("[voice] max_size_bytes, max_duration_seconds and max_process_seconds must be positive")
+	if c.MaxSizeBytes <= 0 || c.MaxDurationSeconds <= 0 || c.MaxProcessSeconds <= 0 || c.MaxConcurrent <= 0 {
+		return fmt.Errorf("[voice] max_size_bytes, max_duration_seconds, max_process_seconds and max_concurrent must be positive")
 	}
 	return nil
 }

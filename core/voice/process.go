@@ -63,6 +63,8 @@ func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
 	if target == audio.WAV && (req.Quality != 0 || req.Bitrate != 0) {
 		return Result{}, mxerr.InvalidParam("quality and bitrate apply to audio/ogg (Opus); audio/wav is uncompressed 16-bit PCM")
 	}
+	s.acquire()
+	defer s.release()
 	_, pcm, err := s.decodeOwn(c, req.MessageID)
 	if err != nil {
 		return Result{}, err
@@ -126,6 +128,8 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 	if req.TargetSizeKB != 0 && (req.TargetSizeKB < minTargetKB || req.TargetSizeKB > maxTargetKB) {
 		return OptimizeResult{}, mxerr.InvalidParam(fmt.Sprintf("target_size_kb must be %d to %d", minTargetKB, maxTargetKB))
 	}
+	s.acquire()
+	defer s.release()
 	m, pcm, err := s.decodeOwn(c, req.MessageID)
 	if err != nil {
 		return OptimizeResult{}, err

@@ -20,6 +20,7 @@ type Service struct {
 	media Media
 	rooms Rooms
 	now   func() time.Time
+	slots chan struct{} // a token per running decode (MaxConcurrent)
 }
 
 // New makes the service; zero limits take DefaultConfig's.
@@ -34,8 +35,15 @@ func New(cfg Config, st Store, media Media, rooms Rooms) *Service {
 	if cfg.MaxProcessSamples <= 0 {
 		cfg.MaxProcessSamples = def.MaxProcessSamples
 	}
-	return &Service{cfg: cfg, st: st, media: media, rooms: rooms, now: time.Now}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = def.MaxConcurrent
+	}
+	return &Service{cfg: cfg, st: st, media: media, rooms: rooms, now: time.Now, slots: make(chan struct{}, cfg.MaxConcurrent)}
 }
+
+// acquire waits for a processing slot; release gives it back.
+func (s *Service) acquire() { s.slots <- struct{}{} }
+func (s *Service) release() { <-s.slots }
 
 // SetClock replaces the clock (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
@@ -143,6 +151,8 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 // decode within the sample budget gets none (clients then draw a flat
 // line), never a made-up one.
 func (s *Service) waveform(content []byte, ct string) []int {
+	s.acquire()
+	defer s.release()
 	pcm, err := audio.Decode(content, ct, s.cfg.MaxProcessSamples)
 	if err != nil {
 		return nil

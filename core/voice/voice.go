@@ -71,13 +71,18 @@ type Config struct {
 	// MaxProcessSamples caps decoded samples (×4 bytes) for conversion,
 	// optimisation and waveforms: the memory one request may take.
 	MaxProcessSamples int
+	// MaxConcurrent is how many decodes (waveforms, conversions,
+	// optimisations) run at once; the rest wait their turn, so memory
+	// stays within MaxConcurrent × MaxProcessSamples × 4 bytes.
+	MaxConcurrent int
 }
 
 // DefaultConfig suits a home hub: 10 minutes, 8 MiB (10 minutes of Opus
-// at 32 kb/s is 2.4 MB; WAV is the format that reaches the cap), and 16M
-// samples (64 MiB of float32, 5.8 minutes of 48 kHz mono) per request.
+// at 32 kb/s is 2.4 MB; WAV is the format that reaches the cap), 16M
+// samples (64 MiB of float32, 5.8 minutes of 48 kHz mono) per request,
+// and two such requests at a time.
 func DefaultConfig() Config {
-	return Config{MaxSize: 8 << 20, MaxDuration: 10 * time.Minute, MaxProcessSamples: 16 << 20}
+	return Config{MaxSize: 8 << 20, MaxDuration: 10 * time.Minute, MaxProcessSamples: 16 << 20, MaxConcurrent: 2}
 }
 
 // Errors the service returns besides *mxerr.Error.

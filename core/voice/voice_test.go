@@ -455,3 +455,30 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessingSlots: with every slot taken, a conversion waits for one
+// instead of decoding beside it (memory stays MaxConcurrent × budget).
+func TestProcessingSlots(t *testing.T) {
+	s, _, _ := newTestService(t)
+	src, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(0.2, 0.3), audio.Ogg), DurationMs: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < s.cfg.MaxConcurrent; i++ {
+		s.acquire()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("conversion ran with no free slot (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	s.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
