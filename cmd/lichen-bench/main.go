@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/lichen-bench -bin /abs/path/to/bin/lichen [-quick] [-json] [-dir D] [-keep]
+//	go run ./cmd/lichen-bench -bin /abs/path/to/bin/lichen [-quick] [-json] [-dir D] [-keep] [-media=false]
 //
 // The tool starts the server itself, always on 127.0.0.1 with a free port
 // and a fresh data directory under a temporary directory (-dir chooses
@@ -54,6 +54,18 @@
 //     filter {"room":{"timeline":{"limit":20}}}, median of 5.
 //   - RSS after the runs (after 1 s idle), then SIGTERM: the exit code
 //     must be 0.
+//   - Media (media.go; -media=false skips it), each part on a fresh
+//     server and data directory so that its peak is its own, with VmHWM
+//     reset just before the measured requests: a 4000×3000 JPEG (made in
+//     the tool, quality 85, ~2.6 MB) uploaded, then thumbnailed at 800×600
+//     scale and 320×240 crop (peak RSS over both, its rise over VmRSS
+//     before, and each request's latency); and a 5-minute 48 kHz mono
+//     Ogg Opus voice message (speech-like tones and pauses, encoded at
+//     32 kb/s in the tool) sent to POST /voice/upload, then POST
+//     /voice/optimize towards 500 KiB with silence removal and loudness
+//     normalisation (latency and peak RSS of each). With -quick only the
+//     thumbnail part runs. DESIGN.md budgets neither: the figures have
+//     no budget and are to be read beside the 48 MB ingest peak.
 //
 // Other processes on the machine move these figures: run it on a quiet
 // one. The client runs on the same machine and shares its cores with the
@@ -84,6 +96,7 @@ type options struct {
 	quick, json bool
 	dir         string
 	keep        bool
+	media       bool
 }
 
 func main() {
@@ -93,9 +106,10 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the figures as one JSON object instead of a table")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary directory (the disk under test); default $TMPDIR")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data and server log)")
+	flag.BoolVar(&o.media, "media", true, "run the media phase (thumbnails; with the voice message unless -quick)")
 	flag.Parse()
 	if o.bin == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: lichen-bench -bin /abs/path/to/lichen [-quick] [-json] [-dir D] [-keep]")
+		fmt.Fprintln(os.Stderr, "usage: lichen-bench -bin /abs/path/to/lichen [-quick] [-json] [-dir D] [-keep] [-media=false]")
 		os.Exit(2)
 	}
 	if !filepath.IsAbs(o.bin) {
@@ -163,6 +177,8 @@ type results struct {
 	shutdown      time.Duration
 	raw           float64
 	rawRec        int
+	thumb         *thumbResult // media phase
+	voice         *voiceResult
 }
 
 func (b *bench) progress(format string, args ...any) {
@@ -188,6 +204,9 @@ func run(o options) int {
 		defer os.RemoveAll(tmp)
 	}
 	fatal := b.measure()
+	if !fatal && o.media {
+		b.mediaPhase()
+	}
 	b.report(os.Stdout)
 	if fatal || len(b.problems) > 0 {
 		return 1
@@ -519,6 +538,31 @@ func (b *bench) figures() []figure {
 		f.Budget, f.Limit = "= 0", new(float64)
 		ok := *r.exitCode == 0
 		f.Within = &ok
+	}
+
+	section = "media"
+	const mediaNote = "no budget (ingest peak: ≤ 48 MB)"
+	if t := r.thumb; t != nil {
+		add(fmt.Sprintf("RSS peak thumbnailing a %d×%d JPEG", photoW, photoH), float64(t.RSS.Peak)/mib, "MiB",
+			fmt.Sprintf("%s; %s", t.RSS.note(), mediaNote))
+		add("RSS rise over the pre-thumbnail baseline", float64(t.RSS.Peak-t.RSS.Base)/mib, "MiB",
+			fmt.Sprintf("from %.1f MiB; %.1f MiB right after", float64(t.RSS.Base)/mib, float64(t.RSSAfter)/mib))
+		add("thumbnail latency, 800×600 scale", ms(t.Scale), "ms", "first request: "+t.ScaleSize)
+		add("thumbnail latency, 320×240 crop", ms(t.Crop), "ms", "first request: "+t.CropSize)
+		add("upload of that JPEG", ms(t.Upload), "ms", fmt.Sprintf("%.2f MiB, quality %d", float64(t.JPEGBytes)/mib, photoQuality))
+	}
+	if v := r.voice; v != nil {
+		add(fmt.Sprintf("voice upload, %d min Ogg Opus 48 kHz mono", voiceSeconds/60), ms(v.Upload), "ms",
+			fmt.Sprintf("%.2f MiB at %d kb/s, base64 JSON", float64(v.OggBytes)/mib, voiceBitrate/1000))
+		add("RSS peak during the voice upload", float64(v.UploadRSS.Peak)/mib, "MiB",
+			fmt.Sprintf("+%.1f MiB over %.1f; %s", float64(v.UploadRSS.Peak-v.UploadRSS.Base)/mib, float64(v.UploadRSS.Base)/mib, v.UploadRSS.note()))
+		add("voice optimize, 500 KiB target, silence, loudness", ms(v.Optimize), "ms",
+			fmt.Sprintf("%.0f→%.0f s, %d KiB %s at %d kb/s, %+.1f dB", float64(v.Out.OriginalDuration)/1000,
+				float64(v.Out.DurationMs)/1000, (v.Out.Size+1023)/1024, v.Out.ContentType, v.Out.Bitrate/1000, v.Out.GainDB))
+		add(fmt.Sprintf("RSS peak optimising a %d-minute voice message", voiceSeconds/60), float64(v.OptimizeRSS.Peak)/mib, "MiB",
+			fmt.Sprintf("%s; %s", v.OptimizeRSS.note(), mediaNote))
+		add("RSS rise over the pre-optimize baseline", float64(v.OptimizeRSS.Peak-v.OptimizeRSS.Base)/mib, "MiB",
+			fmt.Sprintf("from %.1f MiB; %.1f MiB right after", float64(v.OptimizeRSS.Base)/mib, float64(v.RSSAfter)/mib))
 	}
 	return fs
 }
