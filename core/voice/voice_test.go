@@ -482,3 +482,27 @@ func TestProcessingSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExcerpt: short audio calibrates on itself; long audio on eight
+// evenly spaced 5 s pieces, first and last included, with the size limit
+// scaled to their share.
+func TestExcerpt(t *testing.T) {
+	short := tone(60, 0.3)
+	if ex, l := excerpt(short, 100000); ex != short || l != 100000 {
+		t.Fatal("60 s should calibrate on itself")
+	}
+	long := &audio.PCM{Rate: 48000, Channels: 1, Samples: make([]float32, 300*48000)}
+	for i := range long.Samples {
+		long.Samples[i] = float32(i) // position marks
+	}
+	ex, l := excerpt(long, 1_000_128)
+	if ex.Frames() != 8*5*48000 {
+		t.Fatalf("excerpt is %d frames", ex.Frames())
+	}
+	if ex.Samples[0] != 0 || int(ex.Samples[len(ex.Samples)-1]) < 300*48000-10 {
+		t.Fatal("excerpt does not span the audio")
+	}
+	if want := int64(128 + 1_000_000*40/300); l != want {
+		t.Fatalf("limit share %d, want %d", l, want)
+	}
+}
