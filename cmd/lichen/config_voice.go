@@ -77,5 +77,11 @@ func (c VoiceConfig) validate() error {
 	if c.MaxSizeBytes <= 0 || c.MaxDurationSeconds <= 0 || c.MaxProcessSeconds <= 0 || c.MaxConcurrent <= 0 {
 		return fmt.Errorf("[voice] max_size_bytes, max_duration_seconds, max_process_seconds and max_concurrent must be positive")
 	}
+	// Samples are counted in an int: on 32-bit boards 48000 × seconds
+	// must stay below 2^31 (and two hours of audio in memory is already
+	// 1.3 GB).
+	if c.MaxProcessSeconds > 7200 || c.MaxDurationSeconds > 7200 {
+		return fmt.Errorf("[voice] max_process_seconds and max_duration_seconds can be at most 7200")
+	}
 	return nil
 }

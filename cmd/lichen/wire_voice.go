@@ -42,6 +42,6 @@ func (v voiceRooms) Redact(user, device, roomID, eventID, txnID, reason string) 
 }
 
 func (v voiceRooms) CanSee(user, roomID, eventID string) bool {
-	_, err := v.r.Event(user, roomID, eventID)
-	return err == nil
+	rec, err := v.r.Event(user, roomID, eventID)
+	return err == nil && rec.RedactedBy == ""
 }

@@ -278,6 +278,12 @@ func (s *Service) unwait(id string, w *waiter) {
 	}
 }
 
+// Exists reports whether id is a stored, completely uploaded media item.
+func (s *Service) Exists(id string) bool {
+	rec, err := s.st.Get(id)
+	return err == nil && !rec.Pending()
+}
+
 // Delete removes one media item and any content no longer used.
 func (s *Service) Delete(id string) error {
 	gone, err := s.st.Delete(id)

@@ -113,12 +113,19 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 		if m.DurationMs <= 0 {
 			return Message{}, mxerr.InvalidParam("content has no audio")
 		}
-		waveform = s.waveform(req.Content, ct)
 	} else if !looksLike(ct, req.Content) {
 		return Message{}, mxerr.InvalidParam(fmt.Sprintf("content is not %s", ct))
 	}
-	if time.Duration(m.DurationMs)*time.Millisecond > s.cfg.MaxDuration {
+	// The duration is checked before anything is decoded: a header may
+	// claim hours.
+	if m.DurationMs > s.cfg.MaxDuration.Milliseconds() {
 		return Message{}, mxerr.InvalidParam(fmt.Sprintf("voice message is longer than %d ms", s.cfg.MaxDuration.Milliseconds()))
+	}
+	if len(req.SessionID) > 255 {
+		return Message{}, mxerr.InvalidParam("session_id is longer than 255 bytes")
+	}
+	if m.Verified {
+		waveform = s.waveform(req.Content, ct)
 	}
 
 	mediaID, err := s.media.Upload(c.User, bytes.NewReader(req.Content), ct, "voice-message"+extension(ct))
@@ -188,6 +195,10 @@ func EventContent(mxc string, m Message, waveform []int) map[string]any {
 // visible reports whether the caller may see m: its owner and admins
 // always, anyone else only through the room event carrying it.
 func (s *Service) visible(c Caller, m Message) bool {
+	// Media an admin deleted or purged takes its message with it.
+	if !s.media.Exists(m.MediaID) {
+		return false
+	}
 	if c.User == m.Owner || c.Admin {
 		return true
 	}
@@ -217,10 +228,13 @@ func (s *Service) Get(c Caller, id string) (Message, []byte, error) {
 	return m, b, nil
 }
 
-// Delete removes a message (its owner or an admin): the record, its media
-// and, when it was posted, its room event by redaction (sent as the owner,
-// who may always redact their own events). It reports whether the event
-// was redacted.
+// Delete removes a message (its owner or an admin). A posted message's
+// room event is redacted first (sent as the owner, who may always redact
+// their own events; the fixed transaction ID makes a retry after a crash
+// the same redaction), so the room never keeps pointing at audio the
+// record no longer describes; then the record, then the media. A
+// redaction the room refuses (the owner has left it) does not stop the
+// delete: the answer says it did not happen.
 func (s *Service) Delete(c Caller, id string) (bool, error) {
 	m, err := s.get(c, id)
 	if err != nil {
@@ -229,15 +243,15 @@ func (s *Service) Delete(c Caller, id string) (bool, error) {
 	if c.User != m.Owner && !c.Admin {
 		return false, mxerr.Forbidden("only the sender or a server admin may delete a voice message")
 	}
+	redacted := false
+	if m.EventID != "" {
+		redacted = s.rooms.Redact(m.Owner, "", m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted") == nil
+	}
 	if err := s.st.DeleteVoice(m.ID); err != nil {
 		return false, err
 	}
 	_ = s.media.Delete(m.MediaID)
-	if m.EventID == "" {
-		return false, nil
-	}
-	err = s.rooms.Redact(m.Owner, "", m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted")
-	return err == nil, nil
+	return redacted, nil
 }
 
 // ByUser lists a user's messages the caller may see.
@@ -264,7 +278,7 @@ func (s *Service) ByRoom(c Caller, roomID string, canRead func() error) ([]Messa
 	out := all[:0]
 	for _, m := range all {
 		// Only posted messages belong to the room's history.
-		if m.EventID != "" && (c.Admin || s.rooms.CanSee(c.User, m.RoomID, m.EventID)) {
+		if m.EventID != "" && s.media.Exists(m.MediaID) && (c.Admin || s.rooms.CanSee(c.User, m.RoomID, m.EventID)) {
 			out = append(out, m)
 		}
 	}
@@ -299,8 +313,12 @@ func (s *Service) StatsFor(c Caller, user string) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	st := Stats{UserID: user, TotalMessages: len(all)}
+	st := Stats{UserID: user}
 	for _, m := range all {
+		if !s.media.Exists(m.MediaID) {
+			continue
+		}
+		st.TotalMessages++
 		st.TotalDurationMs += m.DurationMs
 		st.TotalSizeBytes += m.Size
 	}

@@ -52,10 +52,14 @@ type Media interface {
 	MXC(mediaID string) string
 	Open(mediaID string) ([]byte, error)
 	Delete(mediaID string) error
+	// Exists reports whether the media item is still stored (an admin
+	// may delete or purge media behind the voice API's back).
+	Exists(mediaID string) bool
 }
 
 // Rooms sends and redacts the room events of voice messages and says
-// whether a user may see one.
+// whether a user may see one (CanSee is false for a redacted event: a
+// moderator's redaction hides the voice message too).
 type Rooms interface {
 	Send(user, device, roomID, txnID string, content json.RawMessage) (eventID string, err error)
 	Redact(user, device, roomID, eventID, txnID, reason string) error

@@ -88,6 +88,7 @@ func (m *memMedia) Open(id string) ([]byte, error) {
 	return b, nil
 }
 func (m *memMedia) Delete(id string) error { delete(m.files, id); return nil }
+func (m *memMedia) Exists(id string) bool  { _, ok := m.files[id]; return ok }
 
 // memRooms: members[room] lists who may send and see; sent keeps the
 // contents; redacted the redacted event IDs.
@@ -504,5 +505,31 @@ func TestExcerpt(t *testing.T) {
 	}
 	if want := int64(128 + 1_000_000*40/300); l != want {
 		t.Fatalf("limit share %d, want %d", l, want)
+	}
+}
+
+// TestAdminMediaDeleteHidesMessage: media deleted or purged through the
+// media admin API takes its voice message out of lists, stats and gets.
+func TestAdminMediaDeleteHidesMessage(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	ogg := encode(t, tone(0.3, 0.3), audio.Ogg)
+	keep, _ := s.Upload(alice, UploadRequest{Content: ogg, DurationMs: 300})
+	gone, _ := s.Upload(alice, UploadRequest{Content: ogg, DurationMs: 300, RoomID: "!r:test"})
+	_ = mm.Delete(gone.MediaID)
+	if l, _ := s.ByUser(alice, alice.User); len(l) != 1 || l[0].ID != keep.ID {
+		t.Fatalf("list %v", l)
+	}
+	if l, _ := s.ByRoom(bob, "!r:test", func() error { return nil }); len(l) != 0 {
+		t.Fatalf("room list %v", l)
+	}
+	if st, _ := s.StatsFor(alice, alice.User); st.TotalMessages != 1 || st.TotalSizeBytes != int64(len(ogg)) {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, _, err := s.Get(alice, gone.ID); code(err) != "M_NOT_FOUND" {
+		t.Fatalf("get: %v", err)
+	}
+	long := UploadRequest{Content: ogg, DurationMs: 300, SessionID: strings.Repeat("s", 256)}
+	if _, err := s.Upload(alice, long); code(err) != "M_INVALID_PARAM" {
+		t.Fatalf("long session_id: %v", err)
 	}
 }

@@ -139,6 +139,19 @@ func TestVoiceMessages(t *testing.T) {
 		t.Fatalf("refused uploads stored %v messages", n)
 	}
 
+	// A moderator's redaction of a voice message hides it from the room's
+	// members (its sender still has it).
+	bobUp := s.must(200, "POST", v+"/upload", bob.Token, map[string]any{
+		"content": base64.StdEncoding.EncodeToString(ogg), "duration_ms": 6000, "room_id": room,
+	}).Body
+	s.must(200, "GET", v+"/"+bobUp["message_id"].(string), alice.Token, nil)
+	s.must(200, "PUT", "/_matrix/client/v3/rooms/"+esc(room)+"/redact/"+esc(bobUp["event_id"].(string))+"/mod1", alice.Token, map[string]any{"reason": "spam"})
+	s.must(404, "GET", v+"/"+bobUp["message_id"].(string), alice.Token, nil)
+	if l := s.must(200, "GET", v+"/room/"+esc(room), alice.Token, nil).Body["messages"].([]any); len(l) != 1 {
+		t.Fatalf("room list after a moderator's redaction: %v", l)
+	}
+	s.must(200, "GET", v+"/"+bobUp["message_id"].(string), bob.Token, nil)
+
 	// Delete: not by another member; by the sender, which redacts the event.
 	s.must(403, "DELETE", v+"/"+id, bob.Token, nil)
 	del := s.must(200, "DELETE", v+"/"+id, alice.Token, nil).Body
