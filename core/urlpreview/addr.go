@@ -2,8 +2,11 @@ package urlpreview
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Class is what a destination address is, as far as the fetch policy
@@ -120,11 +123,41 @@ type Policy struct {
 	AllowPrivate bool
 	// AllowLoopback admits the hub itself: tests only.
 	AllowLoopback bool
+	// Interfaces lists this host's addresses with their prefix lengths
+	// (nil: the real interfaces, through LocalPrefixes).
+	Interfaces func() []netip.Prefix
+}
+
+// Here classifies ip as seen from this host: fixed ranges first, then
+// the host's own networks. On IPv6 a home LAN's devices (router,
+// cameras, NAS) have global addresses, and a hub that is the router has
+// a public WAN address of its own: a global address on one of the
+// hub's own links is the LAN (Private), and one of the hub's own
+// addresses is the hub (Loopback), though Classify calls both Public.
+func (p Policy) Here(ip netip.Addr) Class {
+	c := Classify(ip)
+	if c != Public {
+		return c
+	}
+	ifs := p.Interfaces
+	if ifs == nil {
+		ifs = LocalPrefixes
+	}
+	ip = ip.WithZone("").Unmap()
+	for _, pf := range ifs() {
+		if pf.Addr().Unmap() == ip {
+			return Loopback
+		}
+		if pf.Masked().Contains(ip) {
+			c = Private
+		}
+	}
+	return c
 }
 
 // Allowed says whether ip may be connected to.
 func (p Policy) Allowed(ip netip.Addr) bool {
-	switch Classify(ip) {
+	switch p.Here(ip) {
 	case Public:
 		return true
 	case Private:
@@ -133,6 +166,49 @@ func (p Policy) Allowed(ip netip.Addr) bool {
 		return p.AllowLoopback
 	}
 	return false
+}
+
+var local struct {
+	sync.Mutex
+	at       time.Time
+	prefixes []netip.Prefix
+}
+
+// LocalPrefixes returns this host's interface addresses with their
+// prefix lengths, re-read at most every 5 s (addresses change with DHCP,
+// PPPoE reconnects and IPv6 privacy addresses). When the list cannot be
+// read the previous one is kept.
+func LocalPrefixes() []netip.Prefix {
+	local.Lock()
+	defer local.Unlock()
+	if time.Since(local.at) < 5*time.Second && local.prefixes != nil {
+		return local.prefixes
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return local.prefixes
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := n.Mask.Size()
+		ip = ip.Unmap()
+		if ip.Is4() && ones > 32 {
+			ones -= 96
+		}
+		if pf, err := ip.Prefix(ones); err == nil {
+			out = append(out, netip.PrefixFrom(ip, pf.Bits()))
+		}
+	}
+	local.at, local.prefixes = time.Now(), out
+	return out
 }
 
 // control is the net.Dialer's Control hook: it runs for every address the
@@ -148,7 +224,7 @@ func (p Policy) control(network, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("%w: %s", ErrBlocked, address)
 	}
 	if !p.Allowed(ap.Addr()) {
-		return fmt.Errorf("%w: %s address %s", ErrBlocked, Classify(ap.Addr()), ap.Addr())
+		return fmt.Errorf("%w: %s address %s", ErrBlocked, p.Here(ap.Addr()), ap.Addr())
 	}
 	return nil
 }

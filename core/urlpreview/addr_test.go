@@ -147,3 +147,53 @@ func TestControl(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyHostNetworks: global addresses on the hub's own links are the
+// LAN, and the hub's own global addresses are the hub itself, though the
+// fixed ranges call them public (IPv6 home networks; a hub that is the
+// router).
+func TestPolicyHostNetworks(t *testing.T) {
+	ifs := func() []netip.Prefix {
+		return []netip.Prefix{
+			netip.MustParsePrefix("2a01:e0a:1:2::10/64"), // the hub's global IPv6 on its LAN
+			netip.MustParsePrefix("81.2.69.160/24"),      // a public WAN address of its own
+			netip.MustParsePrefix("192.168.1.10/24"),     // private anyway
+		}
+	}
+	cases := []struct {
+		ip      string
+		private bool
+		want    Class
+		allowed bool
+	}{
+		{"2a01:e0a:1:2::99", false, Private, false}, // a camera on the LAN
+		{"2a01:e0a:1:2::99", true, Private, true},
+		{"2a01:e0a:1:2::10", true, Loopback, false}, // the hub itself
+		{"81.2.69.160", true, Loopback, false},
+		{"::ffff:81.2.69.160", true, Loopback, false},
+		{"81.2.69.7", false, Private, false}, // the WAN's neighbours
+		{"2a01:e0a:1:3::1", false, Public, true},
+		{"93.184.216.34", false, Public, true},
+		{"127.0.0.1", true, Loopback, false},
+	}
+	for _, c := range cases {
+		p := Policy{AllowPrivate: c.private, Interfaces: ifs}
+		ip := netip.MustParseAddr(c.ip)
+		if got := p.Here(ip); got != c.want {
+			t.Errorf("%s: %v, want %v", c.ip, got, c.want)
+		}
+		if got := p.Allowed(ip); got != c.allowed {
+			t.Errorf("%s (private allowed %v): allowed=%v", c.ip, c.private, got)
+		}
+	}
+	// The real interfaces: loopback's own address is listed and is Loopback.
+	found := false
+	for _, pf := range LocalPrefixes() {
+		if pf.Addr().IsLoopback() {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("LocalPrefixes has no loopback address")
+	}
+}
