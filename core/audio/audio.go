@@ -12,7 +12,9 @@
 // Memory: Decode holds the compressed input, the decoded PCM (float32, 4
 // bytes per sample per channel: 60 s of 48 kHz mono is 11 MiB) and one
 // packet's worth of scratch. Every signal-processing function returns a new
-// PCM, so a pipeline briefly holds two PCM buffers.
+// PCM, so a pipeline briefly holds two PCM buffers. WaveformOf computes the
+// waveform without holding the PCM at all, and DecodeAt decodes Opus
+// straight to a lower rate (16 kHz is a third of the 48 kHz PCM).
 package audio
 
 import (
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"mime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -204,30 +207,22 @@ func Probe(data []byte, format string) (Info, error) {
 // headers lie cannot decode to more than it declared.
 func Decode(data []byte, format string, maxSamples int) (*PCM, error) {
 	f := Normalise(format)
-	check := func(info Info) error {
-		if maxSamples > 0 && info.Frames*int64(info.Channels) > int64(maxSamples) {
-			return fmt.Errorf("%w: %v of %d-channel audio at %d Hz is %d samples, the limit is %d",
-				ErrTooLong, info.Duration.Round(time.Millisecond), info.Channels, info.Rate,
-				info.Frames*int64(info.Channels), maxSamples)
-		}
-		return nil
-	}
 	switch f {
 	case Ogg:
 		s, err := probeOgg(data)
 		if err != nil {
 			return nil, err
 		}
-		if err := check(s.Info); err != nil {
+		if err := checkCap(s.Info, maxSamples); err != nil {
 			return nil, err
 		}
-		return decodeOgg(data, s)
+		return decodeOgg(data, s, opusRate)
 	case WAV:
 		w, err := probeWAV(data)
 		if err != nil {
 			return nil, err
 		}
-		if err := check(w.Info); err != nil {
+		if err := checkCap(w.Info, maxSamples); err != nil {
 			return nil, err
 		}
 		return decodeWAV(w), nil
@@ -236,12 +231,96 @@ func Decode(data []byte, format string, maxSamples int) (*PCM, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := check(m.Info); err != nil {
+		if err := checkCap(m.Info, maxSamples); err != nil {
 			return nil, err
 		}
 		return decodeMP3(data, m)
 	}
 	return nil, unsupported(format, Decodable())
+}
+
+// DecodeAt is Decode with the output at rate, so that audio wanted at a
+// lower rate never exists at 48 kHz: maxSamples (0 or less: no cap) caps
+// Frames*Channels at rate, checked against the headers before anything
+// is decoded (ErrTooLong).
+//
+// Ogg Opus decodes natively at rate, which must be 8000, 12000, 16000,
+// 24000 or 48000 (ErrUnsupported otherwise; Opus has no other output
+// rates): no resampling, and decoder memory proportional to rate. Pre-skip
+// and granule positions count 48 kHz samples whatever the rate (RFC 7845
+// §4), so output frame j stands for 48 kHz position j·48000/rate and the
+// trimming at both ends is Decode's at that granularity; at 48000 the
+// result is Decode's.
+//
+// WAV and MP3 decode at their own rate and are then resampled (Resample)
+// if that differs, so they briefly hold the PCM at both rates; a rate
+// outside 1..768000 is ErrInvalid.
+func DecodeAt(data []byte, format string, rate int, maxSamples int) (*PCM, error) {
+	f := Normalise(format)
+	var (
+		info   Info
+		decode func() (*PCM, error)
+	)
+	switch f {
+	case Ogg:
+		if !slices.Contains(opusInputRates, rate) {
+			return nil, fmt.Errorf("%w: Opus output at %d Hz (Opus decodes at 8000, 12000, 16000, 24000 or 48000 Hz)",
+				ErrUnsupported, rate)
+		}
+		s, err := probeOgg(data)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkCap(s.at(rate), maxSamples); err != nil {
+			return nil, err
+		}
+		return decodeOgg(data, s, rate)
+	case WAV:
+		w, err := probeWAV(data)
+		if err != nil {
+			return nil, err
+		}
+		info, decode = w.Info, func() (*PCM, error) { return decodeWAV(w), nil }
+	case MPEG:
+		m, err := probeMP3(data)
+		if err != nil {
+			return nil, err
+		}
+		info, decode = m.Info, func() (*PCM, error) { return decodeMP3(data, m) }
+	default:
+		return nil, unsupported(format, Decodable())
+	}
+	if rate <= 0 || rate > maxRate {
+		return nil, fmt.Errorf("%w: output rate %d", ErrInvalid, rate)
+	}
+	if rate != info.Rate {
+		// As many frames as Resample makes.
+		info.Frames = (info.Frames*int64(rate) + int64(info.Rate) - 1) / int64(info.Rate)
+		info.Rate = rate
+	}
+	if err := checkCap(info, maxSamples); err != nil {
+		return nil, err
+	}
+	p, err := decode()
+	if err != nil {
+		return nil, err
+	}
+	if p.Rate != rate {
+		p = Resample(p, rate)
+	}
+	return p, nil
+}
+
+// checkCap reports ErrTooLong when the audio info describes has more than
+// maxSamples samples (Frames*Channels); maxSamples <= 0 is no cap.
+func checkCap(info Info, maxSamples int) error {
+	// Divide instead of multiplying: a hostile header's frame count times
+	// 255 channels overflows int64 and would pass the check.
+	if maxSamples > 0 && info.Frames > int64(maxSamples)/int64(max(info.Channels, 1)) {
+		return fmt.Errorf("%w: %v of %d-channel audio at %d Hz is over the limit of %d samples",
+			ErrTooLong, info.Duration.Round(time.Millisecond), info.Channels, info.Rate, maxSamples)
+	}
+	return nil
 }
 
 // EncodeOptions tune Encode; the zero value keeps the source's rate and

@@ -187,42 +187,61 @@ func probeMP3(data []byte) (mp3Stream, error) {
 	return s, nil
 }
 
-func decodeMP3(data []byte, s mp3Stream) (p *PCM, err error) {
+func decodeMP3(data []byte, s mp3Stream) (*PCM, error) {
+	out := make([]float32, 0, prealloc(s.Frames, s.Channels))
+	err := streamMP3(data, s, func(pcm []float32) { out = append(out, pcm...) })
+	if err != nil {
+		return nil, err
+	}
+	return &PCM{Rate: s.Rate, Channels: s.Channels, Samples: out}, nil
+}
+
+// streamMP3 decodes s in the chunks go-mp3's reader returns, handing emit
+// each as interleaved float32 samples of s.Channels channels (the slice is
+// reused for the next chunk), and stops at the s.Frames that Probe
+// counted. Memory is a few frames' worth whatever the length.
+func streamMP3(data []byte, s mp3Stream, emit func([]float32)) (err error) {
 	// go-mp3 is a port of C code that predates fuzzing; a panic on a
 	// crafted upload must not take the server down.
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("%w: MP3 decoder failed: %v", ErrInvalid, r)
+			err = fmt.Errorf("%w: MP3 decoder failed: %v", ErrInvalid, r)
 		}
 	}()
 	// Hide Seek: with it, go-mp3 walks every frame up front to learn the
 	// length, which probeMP3 has just done.
 	dec, err := mp3.NewDecoder(struct{ io.Reader }{bytes.NewReader(data)})
 	if err != nil {
-		return nil, fmt.Errorf("%w: MP3: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: MP3: %v", ErrInvalid, err)
 	}
 	ch := s.Channels
-	want := int(s.Frames) * ch
-	out := make([]float32, 0, prealloc(s.Frames, ch))
+	want := s.Frames * int64(ch)
+	got := int64(0)
 	// go-mp3 always emits 16-bit little-endian stereo; a mono stream has
 	// the same sample twice.
 	buf := make([]byte, 4*1152*4)
-	for len(out) < want {
+	pcm := make([]float32, 0, len(buf)/4*ch)
+	for got < want {
 		n, err := dec.Read(buf)
-		for i := 0; i+4 <= n && len(out) < want; i += 4 {
+		pcm = pcm[:0]
+		for i := 0; i+4 <= n && got < want; i += 4 {
 			l := float32(int16(uint16(buf[i])|uint16(buf[i+1])<<8)) / (1 << 15)
-			out = append(out, l)
+			pcm = append(pcm, l)
 			if ch == 2 {
 				r := float32(int16(uint16(buf[i+2])|uint16(buf[i+3])<<8)) / (1 << 15)
-				out = append(out, r)
+				pcm = append(pcm, r)
 			}
+			got += int64(ch)
+		}
+		if len(pcm) > 0 {
+			emit(pcm)
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: MP3: %v", ErrInvalid, err)
+			return fmt.Errorf("%w: MP3: %v", ErrInvalid, err)
 		}
 	}
-	return &PCM{Rate: s.Rate, Channels: ch, Samples: out}, nil
+	return nil
 }

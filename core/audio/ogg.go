@@ -65,12 +65,16 @@ func probeOgg(data []byte) (oggStream, error) {
 	if err != nil {
 		return oggStream{}, err
 	}
-	frames := int64(0)
-	if skip := s.start + uint64(head.PreSkip); s.end > skip {
-		frames = int64(s.end - skip)
-	}
+	frames := int64(s.framesAt(1))
 	if frames < 0 { // granule ≥ 2^63: nonsense
 		return oggStream{}, fmt.Errorf("%w: Ogg granule position %d", ErrInvalid, s.end)
+	}
+	// No Opus packet decodes to more than 120 ms (RFC 6716 §3.2.5) and
+	// none is under one byte, so a file cannot hold more than 5760 frames
+	// per byte: a granule position beyond that is a lie that would
+	// otherwise pass as hours of audio.
+	if frames > int64(len(data))*maxOpusFrame {
+		return oggStream{}, fmt.Errorf("%w: Ogg granule position %d claims more audio than %d bytes can hold", ErrInvalid, s.end, len(data))
 	}
 	s.Info = Info{
 		Rate:      opusRate,
@@ -80,6 +84,40 @@ func probeOgg(data []byte) (oggStream, error) {
 		Duration:  framesDuration(frames, opusRate),
 	}
 	return s, nil
+}
+
+// framesAt is the number of frames a decoder running at 48000/k Hz
+// outputs for the stream. Granule positions and pre-skip count 48 kHz
+// samples whatever the decoder's rate (RFC 7845 §4), so output frame j
+// stands for granule position start + j·k, and it is kept when that lies
+// in [start + pre-skip, end): at k = 1 exactly end - start - pre-skip.
+func (s oggStream) framesAt(k uint64) uint64 {
+	skip := s.start + uint64(s.head.PreSkip)
+	if s.end <= skip || skip < s.start {
+		return 0
+	}
+	return ceilDiv(s.end-s.start, k) - ceilDiv(skip-s.start, k)
+}
+
+// at is s.Info for a decoder running at rate, one of opusInputRates.
+func (s oggStream) at(rate int) Info {
+	info := s.Info
+	if rate == opusRate {
+		return info
+	}
+	info.Rate = rate
+	info.Frames = int64(s.framesAt(uint64(opusRate / rate)))
+	info.Duration = framesDuration(info.Frames, rate)
+	return info
+}
+
+// ceilDiv is ⌈a/k⌉ without overflow.
+func ceilDiv(a, k uint64) uint64 {
+	q := a / k
+	if a%k != 0 {
+		q++
+	}
+	return q
 }
 
 // oggCodec names the codec of an Ogg stream's first packet, for the error
@@ -102,9 +140,17 @@ func oggCodec(p []byte) string {
 // tail is skipped (ParsePage checks the CRC), so the duration is that of
 // the audio that can actually be decoded.
 func lastGranule(data []byte, serial uint32) uint64 {
-	for end := len(data); end > 0; {
+	// The last page starts within the final maxPage bytes unless the tail
+	// is damaged; searching further back, and parsing (a CRC over up to
+	// 64 KiB) every "OggS" on the way, would let a crafted file of fake
+	// page headers cost seconds per probe. A tail damaged over more than
+	// two pages' length is not looked behind.
+	const maxPage = 27 + 255 + 255*255
+	floor := max(len(data)-2*maxPage, 0)
+	tries := 0
+	for end := len(data); end > floor && tries < 64; tries++ {
 		i := bytes.LastIndex(data[:end], []byte("OggS"))
-		if i < 0 {
+		if i < floor {
 			break
 		}
 		end = i
@@ -145,79 +191,130 @@ func startGranule(data []byte) (uint64, error) {
 	return g - dur, nil
 }
 
-// opusDecoder is what decodeOgg needs of gopus's single- and multistream
+// opusDecoder is what streamOgg needs of gopus's single- and multistream
 // decoders.
 type opusDecoder interface {
 	Decode(data []byte, pcm []float32) (int, error)
 	SetGain(gainQ8 int) error
 }
 
-func newOpusDecoder(h *ogg.OpusHead) (opusDecoder, error) {
+// newOpusDecoder makes a decoder for h whose output runs at rate (one of
+// opusInputRates): Opus decodes natively at any of them, so a lower rate
+// costs proportionally less memory and no resampling.
+func newOpusDecoder(h *ogg.OpusHead, rate int) (opusDecoder, error) {
 	if h.MappingFamily == ogg.MappingFamilyRTP {
-		return gopus.NewDecoder(gopus.DefaultDecoderConfig(opusRate, int(h.Channels)))
+		return gopus.NewDecoder(gopus.DefaultDecoderConfig(rate, int(h.Channels)))
 	}
-	return gopus.NewMultistreamDecoder(opusRate, int(h.Channels), int(h.StreamCount), int(h.CoupledCount), h.ChannelMapping)
+	return gopus.NewMultistreamDecoder(rate, int(h.Channels), int(h.StreamCount), int(h.CoupledCount), h.ChannelMapping)
 }
 
-func decodeOgg(data []byte, s oggStream) (*PCM, error) {
+// maxOpusPacket is the largest single-stream packet gopus's decoder takes
+// (its DefaultDecoderConfig's MaxPacketBytes; RFC 6716 frames are at most
+// 1275 bytes), so that packets are read into one reused buffer.
+const maxOpusPacket = 1500
+
+// decodeOgg decodes s at rate (one of opusInputRates) into one PCM of
+// s.at(rate).Frames frames.
+func decodeOgg(data []byte, s oggStream, rate int) (*PCM, error) {
+	ch := int(s.head.Channels)
+	out := &PCM{Rate: rate, Channels: ch, Samples: make([]float32, 0, prealloc(s.at(rate).Frames, ch))}
+	err := streamOgg(data, s, rate, func(pcm []float32) {
+		out.Samples = append(out.Samples, pcm...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// streamOgg decodes s at rate (one of opusInputRates) packet by packet,
+// handing emit the interleaved samples to keep from each, in order:
+// s.at(rate).Frames frames in all, or an error. The slice emit gets is
+// reused for the next packet. Memory is one packet's worth whatever the
+// length of the stream.
+func streamOgg(data []byte, s oggStream, rate int, emit func([]float32)) error {
 	r, err := ogg.NewReader(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: Ogg Opus headers: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: Ogg Opus headers: %v", ErrInvalid, err)
 	}
-	dec, err := newOpusDecoder(s.head)
+	dec, err := newOpusDecoder(s.head, rate)
 	if err != nil {
-		return nil, fmt.Errorf("%w: OpusHead: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: OpusHead: %v", ErrInvalid, err)
 	}
 	// RFC 7845 §5.1: players MUST apply the header's output gain.
 	if s.head.OutputGain != 0 {
 		if err := dec.SetGain(int(s.head.OutputGain)); err != nil {
-			return nil, fmt.Errorf("%w: OpusHead output gain: %v", ErrInvalid, err)
+			return fmt.Errorf("%w: OpusHead output gain: %v", ErrInvalid, err)
 		}
 	}
 	ch := int(s.head.Channels)
-	out := &PCM{Rate: opusRate, Channels: ch, Samples: make([]float32, 0, prealloc(s.Frames, ch))}
+	// Room for the longest packet at 48 kHz, more than enough at lower
+	// rates (23 KiB a channel: not worth sizing to the rate).
 	buf := make([]float32, maxOpusFrame*ch)
+	var pktBuf []byte
+	if s.head.MappingFamily == ogg.MappingFamilyRTP {
+		pktBuf = make([]byte, maxOpusPacket)
+	}
+	k := uint64(opusRate / rate)                 // granule positions per output frame
 	keepFrom := s.start + uint64(s.head.PreSkip) // RFC 7845 §4.2: drop pre-skip
 	pos := s.start                               // granule position of buf[0]
 	for pos < s.end {
-		pkt, _, err := r.ReadPacket()
+		pkt, err := readOpusPacket(r, pktBuf)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: Ogg page: %v", ErrInvalid, err)
+			return fmt.Errorf("%w: Ogg page at %v: %v", ErrInvalid,
+				framesDuration(int64(pos-s.start), opusRate), err)
 		}
 		n, err := dec.Decode(pkt, buf)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Opus packet at %v: %v", ErrInvalid,
+			return fmt.Errorf("%w: Opus packet at %v: %v", ErrInvalid,
 				framesDuration(int64(pos-s.start), opusRate), err)
 		}
-		// Keep the part of [pos, pos+n) inside [keepFrom, end): the end is
-		// trimmed to the last granule position (§4.4), which also bounds
-		// the output by what Probe reported.
-		lo, hi := pos, pos+uint64(n)
-		lo, hi = max(lo, keepFrom), min(hi, s.end)
+		// Keep the frames of [pos, pos+n·k) inside [keepFrom, end): the
+		// end is trimmed to the last granule position (§4.4), which also
+		// bounds the output by what Probe reported. Frame i stands for
+		// granule position pos + i·k (see framesAt).
+		lo, hi := max(pos, keepFrom), min(pos+uint64(n)*k, s.end)
 		if lo < hi {
-			out.Samples = append(out.Samples, buf[int(lo-pos)*ch:int(hi-pos)*ch]...)
+			i, j := ceilDiv(lo-pos, k), ceilDiv(hi-pos, k)
+			if i < j {
+				emit(buf[int(i)*ch : int(j)*ch])
+			}
 		}
-		pos += uint64(n)
+		pos += uint64(n) * k
 	}
 	// The last intact page is in the file, so its packets decode to at
 	// least its granule position; stopping short means gopus's reader met
 	// a corrupt page on the way and took it for the end of the stream.
 	if pos < s.end {
-		return nil, fmt.Errorf("%w: Ogg Opus stream breaks off at %v of %v (corrupt page)", ErrInvalid,
+		return fmt.Errorf("%w: Ogg Opus stream breaks off at %v of %v (corrupt page)", ErrInvalid,
 			framesDuration(int64(max(pos, keepFrom)-keepFrom), opusRate), s.Duration.Round(time.Millisecond))
 	}
-	return out, nil
+	return nil
+}
+
+// readOpusPacket reads the next packet: into buf when there is one (no
+// allocation per packet), else into a fresh slice.
+func readOpusPacket(r *ogg.Reader, buf []byte) ([]byte, error) {
+	if buf == nil {
+		pkt, _, err := r.ReadPacket()
+		return pkt, err
+	}
+	n, _, err := r.ReadPacketInto(buf)
+	if errors.Is(err, ogg.ErrPacketTooLarge) {
+		return nil, fmt.Errorf("Opus packet over %d bytes", len(buf))
+	}
+	return buf[:n], err
 }
 
 // prealloc is the capacity to reserve for frames of ch channels: all of
 // it for any real recording, but a header claiming hours is not taken at
 // its word before the samples exist (append grows past it if they do).
 func prealloc(frames int64, ch int) int {
-	const most = 10 * 60 * opusRate // ten minutes at 48 kHz
-	return int(min(frames, most)) * ch
+	const most = 1 << 22 // samples: 16 MiB, 87 s of 48 kHz mono
+	return int(min(frames*int64(ch), most))
 }
 
 // opusEncodeRate is the Opus input rate for audio wanted at rate: the

@@ -312,3 +312,56 @@ func BenchmarkDecodeOpus60s(b *testing.B) {
 		}
 	}
 }
+
+// TestOggHostileGranule: a last page claiming far more audio than the
+// file can hold is refused by Probe, and the sample cap holds for 255
+// channels (the product overflowed int64 before and passed the check,
+// and the decoder then reserved gigabytes).
+func TestOggHostileGranule(t *testing.T) {
+	data, err := Encode(tone(48000, 1, 440, 0.5, 200*time.Millisecond), Ogg, EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int
+	_ = rewritePages(t, data, func(i int, pg *ogg.Page) { last = i })
+	for _, g := range []uint64{1 << 40, 1 << 62, 36310086419038649} {
+		lying := rewritePages(t, data, func(i int, pg *ogg.Page) {
+			if i == last {
+				pg.GranulePos = g
+			}
+		})
+		if _, err := Probe(lying, Ogg); !errors.Is(err, ErrInvalid) {
+			t.Errorf("granule %d: Probe %v, want ErrInvalid", g, err)
+		}
+		if _, err := Decode(lying, Ogg, 1<<20); !errors.Is(err, ErrInvalid) {
+			t.Errorf("granule %d: Decode %v, want ErrInvalid", g, err)
+		}
+	}
+	info := Info{Frames: 36310086419038649, Channels: 255, Rate: 48000}
+	if err := checkCap(info, 16<<20); !errors.Is(err, ErrTooLong) {
+		t.Errorf("255 channels: %v, want ErrTooLong", err)
+	}
+}
+
+// TestOggFakePagesBounded: megabytes of fake page headers after the audio
+// cost a bounded search, not a CRC check of every one.
+func TestOggFakePagesBounded(t *testing.T) {
+	data, err := Encode(tone(48000, 1, 440, 0.5, 200*time.Millisecond), Ogg, EncodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := make([]byte, 0, 8<<20)
+	for len(fake) < 8<<20 {
+		fake = append(fake, "OggS"...)
+		fake = append(fake, make([]byte, 60)...)
+	}
+	junk := append(append([]byte{}, data...), fake...)
+	start := time.Now()
+	_, err = Probe(junk, Ogg)
+	t.Logf("probe of 8 MiB of fake pages: %v (%v)", time.Since(start), err)
+	// The real last page is more than two pages' length before the end,
+	// so the duration is not found: refused or zero, never a hang.
+	if info, err := Probe(junk, Ogg); err == nil && info.Duration > time.Second {
+		t.Errorf("duration %v from a file with 0.2 s of audio", info.Duration)
+	}
+}

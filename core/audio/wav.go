@@ -119,8 +119,32 @@ func probeWAV(data []byte) (wavStream, error) {
 }
 
 func decodeWAV(w wavStream) *PCM {
-	b := w.data
-	out := make([]float32, len(b)/w.width)
+	out := make([]float32, len(w.data)/w.width)
+	w.convert(out, w.data)
+	return &PCM{Rate: w.Rate, Channels: w.Channels, Samples: out}
+}
+
+// wavChunk is how many samples streamWAV converts at a time (64 KiB of
+// float32).
+const wavChunk = 16 << 10
+
+// streamWAV hands emit the samples of w in chunks of whole frames, in
+// order, converting each straight from the file's bytes into one reused
+// buffer: the samples decodeWAV would return, without holding them all.
+func streamWAV(w wavStream, emit func([]float32)) {
+	frame := w.width * w.Channels // bytes
+	perChunk := max(1, wavChunk/w.Channels) * frame
+	buf := make([]float32, min(perChunk, len(w.data))/w.width)
+	for off := 0; off < len(w.data); off += perChunk {
+		b := w.data[off:min(off+perChunk, len(w.data))]
+		out := buf[:len(b)/w.width]
+		w.convert(out, b)
+		emit(out)
+	}
+}
+
+// convert decodes the len(out) samples at the start of b.
+func (w wavStream) convert(out []float32, b []byte) {
 	switch {
 	case w.float && w.width == 4:
 		for i := range out {
@@ -149,7 +173,6 @@ func decodeWAV(w wavStream) *PCM {
 			out[i] = float32(int32(binary.LittleEndian.Uint32(b[4*i:]))) / (1 << 31)
 		}
 	}
-	return &PCM{Rate: w.Rate, Channels: w.Channels, Samples: out}
 }
 
 // finite maps NaN and ±Inf, which float WAVs can carry, to silence, so

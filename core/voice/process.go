@@ -65,7 +65,7 @@ func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
 	}
 	s.acquire()
 	defer s.release()
-	_, pcm, err := s.decodeOwn(c, req.MessageID)
+	_, pcm, err := s.decodeOwn(c, req.MessageID, 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -130,7 +130,7 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 	}
 	s.acquire()
 	defer s.release()
-	m, pcm, err := s.decodeOwn(c, req.MessageID)
+	m, pcm, err := s.decodeOwn(c, req.MessageID, optimizeRate)
 	if err != nil {
 		return OptimizeResult{}, err
 	}
@@ -384,9 +384,16 @@ func clamp(v, lo, hi int) int {
 	return v
 }
 
+// optimizeRate is the rate Opus sources are decoded at for optimize:
+// speech at the bitrates optimize aims for is encoded super-wideband at
+// most (12 kHz of audio), which 24 kHz samples carry, at half the memory
+// and encoder work of 48 kHz.
+const optimizeRate = 24000
+
 // decodeOwn loads a message the caller may process (its owner or an
-// admin) and decodes it within the sample budget.
-func (s *Service) decodeOwn(c Caller, id string) (Message, *audio.PCM, error) {
+// admin) and decodes it within the sample budget; an Ogg Opus source is
+// decoded at rate when rate is not 0.
+func (s *Service) decodeOwn(c Caller, id string, rate int) (Message, *audio.PCM, error) {
 	if id == "" {
 		return Message{}, nil, mxerr.MissingParam("message_id is required")
 	}
@@ -405,7 +412,12 @@ func (s *Service) decodeOwn(c Caller, id string) (Message, *audio.PCM, error) {
 	if err != nil {
 		return Message{}, nil, err
 	}
-	pcm, err := audio.Decode(b, m.ContentType, s.cfg.MaxProcessSamples)
+	var pcm *audio.PCM
+	if rate != 0 && m.ContentType == audio.Ogg {
+		pcm, err = audio.DecodeAt(b, m.ContentType, rate, s.cfg.MaxProcessSamples)
+	} else {
+		pcm, err = audio.Decode(b, m.ContentType, s.cfg.MaxProcessSamples)
+	}
 	switch {
 	case errors.Is(err, audio.ErrTooLong):
 		return Message{}, nil, mxerr.TooLarge(fmt.Sprintf("voice message is too long to process on this server (limit %d samples)", s.cfg.MaxProcessSamples))

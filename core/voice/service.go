@@ -154,17 +154,18 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 	return m, nil
 }
 
-// waveform decodes the audio for its MSC3246 waveform; audio too long to
-// decode within the sample budget gets none (clients then draw a flat
-// line), never a made-up one.
+// waveform computes the MSC3246 waveform while decoding, without
+// holding the decoded audio (a 5-minute message would be 55 MiB of
+// samples); audio too long for the sample budget gets none (clients then
+// draw a flat line), never a made-up one.
 func (s *Service) waveform(content []byte, ct string) []int {
 	s.acquire()
 	defer s.release()
-	pcm, err := audio.Decode(content, ct, s.cfg.MaxProcessSamples)
+	wf, err := audio.WaveformOf(content, ct, WaveformPoints, s.cfg.MaxProcessSamples)
 	if err != nil {
 		return nil
 	}
-	return audio.Waveform(pcm, WaveformPoints)
+	return wf
 }
 
 // EventContent is the m.audio event of a voice message: the spec's
