@@ -44,6 +44,9 @@ func (s *Server) MountMedia(ms *media.Service, opt MediaOptions) {
 	// readBody's MaxBodyBytes, so they can be as large as MaxUpload
 	// without being held in memory.
 	upload := func(r *Request) (any, error) {
+		if err := s.limiter.allow("media", r.Session.UserID); err != nil {
+			return nil, err
+		}
 		body, err := s.uploadBody(r, cfg.MaxUpload)
 		if err != nil {
 			return nil, err
@@ -72,6 +75,10 @@ func (s *Server) MountMedia(ms *media.Service, opt MediaOptions) {
 			return map[string]any{}, nil
 		}})
 	s.r.add("POST", "/_matrix/media/v1/create", authRequired, func(r *Request) (any, error) {
+		// authed-content-repo.yaml lists 429 for /create.
+		if err := s.limiter.allow("media", r.Session.UserID); err != nil {
+			return nil, err
+		}
 		id, exp, err := ms.Create(r.Session.UserID)
 		if err != nil {
 			return nil, mediaErr(err)

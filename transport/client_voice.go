@@ -57,6 +57,9 @@ func (s *Server) MountVoice(vs *voice.Service, canRead func(user, roomID string)
 	// voice size cap in base64, plus room for the other fields.
 	bodyLimit := cfg.MaxSize*4/3 + 64<<10
 	upload := func(r *Request) (any, error) {
+		if err := s.limiter.allow("media", r.Session.UserID); err != nil {
+			return nil, err
+		}
 		raw, err := s.readLimited(r, bodyLimit)
 		if err != nil {
 			return nil, err
@@ -132,6 +135,9 @@ func (s *Server) MountVoice(vs *voice.Service, canRead func(user, roomID string)
 	})
 
 	s.r.client("POST", "/voice/convert", authRequired, func(r *Request) (any, error) {
+		if err := s.limiter.allow("audio", r.Session.UserID); err != nil {
+			return nil, err
+		}
 		var body struct {
 			MessageID    string `json:"message_id"`
 			TargetFormat string `json:"target_format"`
@@ -155,6 +161,9 @@ func (s *Server) MountVoice(vs *voice.Service, canRead func(user, roomID string)
 		return out, nil
 	})
 	s.r.client("POST", "/voice/optimize", authRequired, func(r *Request) (any, error) {
+		if err := s.limiter.allow("audio", r.Session.UserID); err != nil {
+			return nil, err
+		}
 		var body struct {
 			MessageID       string `json:"message_id"`
 			TargetSizeKB    int    `json:"target_size_kb"`

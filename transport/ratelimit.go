@@ -16,6 +16,10 @@ type RateLimitConfig struct {
 	LoginPerSecond, LoginBurst       float64
 	RegisterPerSecond, RegisterBurst float64
 	SendPerSecond, SendBurst         float64
+	// Media covers uploads (media and voice); Audio the voice endpoints
+	// that decode and re-encode (seconds of CPU and tens of MiB each).
+	MediaPerSecond, MediaBurst float64
+	AudioPerSecond, AudioBurst float64
 }
 
 // DefaultRateLimits suit a home hub: humans and a few bots.
@@ -24,6 +28,8 @@ func DefaultRateLimits() RateLimitConfig {
 		LoginPerSecond: 0.5, LoginBurst: 5,
 		RegisterPerSecond: 0.5, RegisterBurst: 10,
 		SendPerSecond: 20, SendBurst: 100,
+		MediaPerSecond: 2, MediaBurst: 30,
+		AudioPerSecond: 0.2, AudioBurst: 10,
 	}
 }
 
@@ -53,6 +59,10 @@ func (l *limiter) allow(class, who string) error {
 		rate, burst = l.cfg.LoginPerSecond, l.cfg.LoginBurst
 	case "register":
 		rate, burst = l.cfg.RegisterPerSecond, l.cfg.RegisterBurst
+	case "media":
+		rate, burst = l.cfg.MediaPerSecond, l.cfg.MediaBurst
+	case "audio":
+		rate, burst = l.cfg.AudioPerSecond, l.cfg.AudioBurst
 	default:
 		rate, burst = l.cfg.SendPerSecond, l.cfg.SendBurst
 	}

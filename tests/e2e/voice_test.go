@@ -208,3 +208,26 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// TestVoiceRateLimits: with rate limits on, the decoding endpoints have
+// their own small bucket (burst 10), and uploads (and /media/v1/create)
+// theirs (burst 30); each answers 429 M_LIMIT_EXCEEDED once it is empty.
+func TestVoiceRateLimits(t *testing.T) {
+	s := start(t, "LICHEN_RATE_LIMIT=on")
+	u := s.register("")
+	limited := func(method, path string, body any, max int) response {
+		t.Helper()
+		for i := 0; i < max; i++ {
+			r := s.do(method, path, u.Token, body)
+			if r.Status == 429 {
+				return r
+			}
+		}
+		t.Fatalf("%s %s: never limited in %d requests", method, path, max)
+		return response{}
+	}
+	r := limited("POST", "/_matrix/client/v3/voice/convert", map[string]any{"message_id": "nope", "target_format": "audio/wav"}, 15)
+	wantRateLimited(t, r)
+	r = limited("POST", "/_matrix/media/v3/upload?filename=a.txt", "some bytes", 45)
+	wantRateLimited(t, r)
+}
