@@ -100,6 +100,7 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 	m := Message{
 		ID: newID(), Owner: c.User, ContentType: ct, Size: int64(len(req.Content)),
 		DurationMs: req.DurationMs, RoomID: req.RoomID, SessionID: req.SessionID, CreatedMs: s.now().UnixMilli(),
+		Device: c.Device,
 	}
 	var waveform []int
 	if decodable(ct) {
@@ -141,7 +142,7 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 		return m, nil
 	}
 	content, _ := json.Marshal(EventContent(s.media.MXC(mediaID), m, waveform))
-	eventID, err := s.rooms.Send(c.User, c.Device, m.RoomID, "voice-"+m.ID, content)
+	eventID, err := s.rooms.Send(c.User, c.Device, m.RoomID, txnID(m), content)
 	if err != nil {
 		_ = s.st.DeleteVoice(m.ID)
 		_ = s.media.Delete(mediaID)
@@ -206,10 +207,43 @@ func (s *Service) visible(c Caller, m Message) bool {
 	return m.EventID != "" && s.rooms.CanSee(c.User, m.RoomID, m.EventID)
 }
 
+// txnID is the transaction ID of a message's room event.
+func txnID(m Message) string { return "voice-" + m.ID }
+
+// settleAfter is how old a record for a room with no event must be before
+// it is taken for an upload interrupted between the record's commit and
+// the event's (a crash): younger ones may be an upload still sending.
+const settleAfter = time.Minute
+
+// settle finishes an interrupted upload: a record for a room with no
+// event ID. The send is repeated with the same device and transaction
+// ID, so if the event was sent before the crash the room gives back its
+// ID instead of sending a second one (spec: transaction identifiers);
+// if it never was, it is sent now.
+func (s *Service) settle(m *Message) {
+	if m.RoomID == "" || m.EventID != "" || s.now().UnixMilli()-m.CreatedMs < settleAfter.Milliseconds() {
+		return
+	}
+	var waveform []int
+	if b, err := s.media.Open(m.MediaID); err == nil && m.Verified {
+		waveform = s.waveform(b, m.ContentType)
+	}
+	content, _ := json.Marshal(EventContent(s.media.MXC(m.MediaID), *m, waveform))
+	eventID, err := s.rooms.Send(m.Owner, m.Device, m.RoomID, txnID(*m), content)
+	if err != nil {
+		return
+	}
+	m.EventID = eventID
+	_ = s.st.PutVoice(*m)
+}
+
 // get loads a message the caller may see; others' invisible messages are
 // 404 like missing ones, so IDs can't be probed.
 func (s *Service) get(c Caller, id string) (Message, error) {
 	m, err := s.st.Voice(id)
+	if err == nil {
+		s.settle(&m)
+	}
 	if errors.Is(err, ErrNotFound) || (err == nil && !s.visible(c, m)) {
 		return Message{}, mxerr.NotFound("voice message not found")
 	}
@@ -261,6 +295,9 @@ func (s *Service) ByUser(c Caller, user string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i := range all {
+		s.settle(&all[i])
+	}
 	return s.filter(c, all), nil
 }
 
@@ -275,6 +312,9 @@ func (s *Service) ByRoom(c Caller, roomID string, canRead func() error) ([]Messa
 	all, err := s.st.VoiceByRoom(roomID)
 	if err != nil {
 		return nil, err
+	}
+	for i := range all {
+		s.settle(&all[i])
 	}
 	out := all[:0]
 	for _, m := range all {

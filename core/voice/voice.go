@@ -33,6 +33,9 @@ type Message struct {
 	RoomID    string `json:"room_id,omitempty"`
 	EventID   string `json:"event_id,omitempty"`
 	SessionID string `json:"session_id,omitempty"`
+	// Device is the uploader's device: the room event's transaction is
+	// scoped to it, so a re-send after a crash is the same event.
+	Device    string `json:"device,omitempty"`
 	CreatedMs int64  `json:"created_ms"`
 }
 

@@ -533,3 +533,32 @@ func TestAdminMediaDeleteHidesMessage(t *testing.T) {
 		t.Fatalf("long session_id: %v", err)
 	}
 }
+
+// TestSettleInterruptedUpload: a record committed for a room whose event
+// was never recorded (a crash between the two commits) is finished on
+// the next read, with the same transaction ID, once it is old enough not
+// to be an upload still in flight.
+func TestSettleInterruptedUpload(t *testing.T) {
+	s, mm, mr := newTestService(t)
+	flac := []byte("fLaC0000")
+	mediaID, _ := mm.Upload(alice.User, bytes.NewReader(flac), "audio/flac", "v.flac")
+	now := s.now().UnixMilli()
+	st := s.st.(*memStore)
+	_ = st.PutVoice(Message{ID: "young", Owner: alice.User, Device: "A", MediaID: mediaID, ContentType: "audio/flac",
+		Size: 8, DurationMs: 1000, RoomID: "!r:test", CreatedMs: now})
+	_ = st.PutVoice(Message{ID: "crashed", Owner: alice.User, Device: "A", MediaID: mediaID, ContentType: "audio/flac",
+		Size: 8, DurationMs: 1000, RoomID: "!r:test", CreatedMs: now - 2*60*1000})
+	l, _ := s.ByRoom(bob, "!r:test", func() error { return nil })
+	if len(l) != 1 || l[0].ID != "crashed" || l[0].EventID != "$voice-crashed" {
+		t.Fatalf("room list %+v", l)
+	}
+	if _, ok := mr.sent["$voice-crashed"]; !ok || len(mr.sent) != 1 {
+		t.Fatalf("sent %v", mr.sent)
+	}
+	if m, _ := st.Voice("crashed"); m.EventID != "$voice-crashed" {
+		t.Fatalf("event ID not stored: %+v", m)
+	}
+	if m, _ := st.Voice("young"); m.EventID != "" {
+		t.Fatal("an upload possibly in flight was re-sent")
+	}
+}
