@@ -398,6 +398,14 @@ func TestThumbnail(t *testing.T) {
 	if _, err := s.Thumbnail(ctx, pdf, 64, 64, "crop", 0); !errors.Is(err, ErrCannotThumb) {
 		t.Errorf("pdf: %v", err)
 	}
+	// Larger than every size (the 800×600 thumbnail exists now): only the
+	// original is not smaller than asked.
+	if _, err := s.Thumbnail(ctx, png, 800, 600, "scale", 0); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Thumbnail(ctx, png, 1600, 1200, "scale", 0); err != nil || read(t, c) != "big" {
+		t.Errorf("1600×1200 of a 1000×1000 image should be the original: %v", err)
+	}
 	none, _, _ := newTestService(Thumbnailer{})
 	id, _ := none.Upload("@a:hub", strings.NewReader("big"), "image/png", "")
 	if _, err := none.Thumbnail(ctx, id, 64, 64, "crop", 0); !errors.Is(err, ErrCannotThumb) {
