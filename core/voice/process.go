@@ -63,9 +63,17 @@ func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
 	if target == audio.WAV && (req.Quality != 0 || req.Bitrate != 0) {
 		return Result{}, mxerr.InvalidParam("quality and bitrate apply to audio/ogg (Opus); audio/wav is uncompressed 16-bit PCM")
 	}
+	m, err := s.ownMessage(c, req.MessageID)
+	if err != nil {
+		return Result{}, err
+	}
+	key := fmt.Sprintf("%s convert %s q%d b%d", c.User, target, req.Quality, req.Bitrate)
+	if r, ok := s.reuse(c, m, key); ok {
+		return r.Result, nil
+	}
 	s.acquire()
 	defer s.release()
-	_, pcm, err := s.decodeOwn(c, req.MessageID, 0)
+	pcm, err := s.decode(m, 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -83,7 +91,12 @@ func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return s.store(c, out, target, opt)
+	r, mediaID, err := s.store(c, out, target, opt)
+	if err != nil {
+		return Result{}, err
+	}
+	s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: OptimizeResult{Result: r}})
+	return r, nil
 }
 
 // OptimizeRequest is POST /voice/optimize's body.
@@ -128,9 +141,17 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 	if req.TargetSizeKB != 0 && (req.TargetSizeKB < minTargetKB || req.TargetSizeKB > maxTargetKB) {
 		return OptimizeResult{}, mxerr.InvalidParam(fmt.Sprintf("target_size_kb must be %d to %d", minTargetKB, maxTargetKB))
 	}
+	m, err := s.ownMessage(c, req.MessageID)
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	key := fmt.Sprintf("%s optimize t%d p%v s%v n%v", c.User, req.TargetSizeKB, req.PreserveQuality, req.RemoveSilence, req.NormalizeVolume)
+	if r, ok := s.reuse(c, m, key); ok {
+		return r, nil
+	}
 	s.acquire()
 	defer s.release()
-	m, pcm, err := s.decodeOwn(c, req.MessageID, optimizeRate)
+	pcm, err := s.decode(m, optimizeRate)
 	if err != nil {
 		return OptimizeResult{}, err
 	}
@@ -165,8 +186,13 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 	if err != nil {
 		return OptimizeResult{}, err
 	}
-	res.Result, err = s.store(c, out, target, opt)
-	return res, err
+	var mediaID string
+	res.Result, mediaID, err = s.store(c, out, target, opt)
+	if err != nil {
+		return OptimizeResult{}, err
+	}
+	s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: res})
+	return res, nil
 }
 
 // fitOpus encodes mono Opus (voice) at the highest bitrate whose file
@@ -390,27 +416,32 @@ func clamp(v, lo, hi int) int {
 // and encoder work of 48 kHz.
 const optimizeRate = 24000
 
-// decodeOwn loads a message the caller may process (its owner or an
-// admin) and decodes it within the sample budget; an Ogg Opus source is
-// decoded at rate when rate is not 0.
-func (s *Service) decodeOwn(c Caller, id string, rate int) (Message, *audio.PCM, error) {
+// ownMessage loads a message the caller may process: its owner or an
+// admin, and a format this server decodes.
+func (s *Service) ownMessage(c Caller, id string) (Message, error) {
 	if id == "" {
-		return Message{}, nil, mxerr.MissingParam("message_id is required")
+		return Message{}, mxerr.MissingParam("message_id is required")
 	}
 	m, err := s.get(c, id)
 	if err != nil {
-		return Message{}, nil, err
+		return Message{}, err
 	}
 	if c.User != m.Owner && !c.Admin {
-		return Message{}, nil, mxerr.Forbidden("only the sender or a server admin may convert or optimise a voice message")
+		return Message{}, mxerr.Forbidden("only the sender or a server admin may convert or optimise a voice message")
 	}
 	if !decodable(m.ContentType) {
-		return Message{}, nil, mxerr.InvalidParam(fmt.Sprintf("cannot decode %s in this server; convertible sources are %s",
+		return Message{}, mxerr.InvalidParam(fmt.Sprintf("cannot decode %s in this server; convertible sources are %s",
 			m.ContentType, strings.Join(audio.Decodable(), ", ")))
 	}
+	return m, nil
+}
+
+// decode decodes a message within the sample budget; an Ogg Opus source
+// is decoded at rate when rate is not 0.
+func (s *Service) decode(m Message, rate int) (*audio.PCM, error) {
 	b, err := s.media.Open(m.MediaID)
 	if err != nil {
-		return Message{}, nil, err
+		return nil, err
 	}
 	var pcm *audio.PCM
 	if rate != 0 && m.ContentType == audio.Ogg {
@@ -420,22 +451,47 @@ func (s *Service) decodeOwn(c Caller, id string, rate int) (Message, *audio.PCM,
 	}
 	switch {
 	case errors.Is(err, audio.ErrTooLong):
-		return Message{}, nil, mxerr.TooLarge(fmt.Sprintf("voice message is too long to process on this server (limit %d samples)", s.cfg.MaxProcessSamples))
+		return nil, mxerr.TooLarge(fmt.Sprintf("voice message is too long to process on this server (limit %d samples)", s.cfg.MaxProcessSamples))
 	case err != nil:
-		return Message{}, nil, mxerr.InvalidParam(fmt.Sprintf("cannot decode the voice message: %v", err))
+		return nil, mxerr.InvalidParam(fmt.Sprintf("cannot decode the voice message: %v", err))
 	}
-	return m, pcm, nil
+	return pcm, nil
+}
+
+// reuse returns the result of an earlier identical request by the same
+// caller whose media still exists, so repeating a conversion neither
+// redoes the work nor fills the caller's quota with copies.
+func (s *Service) reuse(c Caller, m Message, key string) (OptimizeResult, bool) {
+	d, ok := m.Derived[key]
+	if !ok || d.Owner != c.User || !s.media.Exists(d.MediaID) {
+		return OptimizeResult{}, false
+	}
+	return d.Result, true
+}
+
+// remember records a result on its message (read afresh, so a concurrent
+// update is not undone).
+func (s *Service) remember(id, key string, d Derived) {
+	m, err := s.st.Voice(id)
+	if err != nil {
+		return
+	}
+	if m.Derived == nil {
+		m.Derived = map[string]Derived{}
+	}
+	m.Derived[key] = d
+	_ = s.st.PutVoice(m)
 }
 
 // store keeps an encoded result as the caller's media and describes it.
-func (s *Service) store(c Caller, out []byte, ct string, opt audio.EncodeOptions) (Result, error) {
+func (s *Service) store(c Caller, out []byte, ct string, opt audio.EncodeOptions) (Result, string, error) {
 	info, err := audio.Probe(out, ct)
 	if err != nil {
-		return Result{}, fmt.Errorf("voice: re-encoded audio does not parse: %w", err)
+		return Result{}, "", fmt.Errorf("voice: re-encoded audio does not parse: %w", err)
 	}
 	id, err := s.media.Upload(c.User, bytes.NewReader(out), ct, "voice-message"+extension(ct))
 	if err != nil {
-		return Result{}, err
+		return Result{}, "", err
 	}
 	r := Result{
 		ContentURI: s.media.MXC(id), ContentType: ct, Size: int64(len(out)),
@@ -448,5 +504,5 @@ func (s *Service) store(c Caller, out []byte, ct string, opt audio.EncodeOptions
 		}
 		r.Bitrate = info.Rate * info.Channels * bits
 	}
-	return r, nil
+	return r, id, nil
 }

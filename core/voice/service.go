@@ -264,9 +264,9 @@ func (s *Service) Get(c Caller, id string) (Message, []byte, error) {
 }
 
 // Delete removes a message (its owner or an admin). A posted message's
-// room event is redacted first (sent as the owner, who may always redact
-// their own events; the fixed transaction ID makes a retry after a crash
-// the same redaction), so the room never keeps pointing at audio the
+// room event is redacted first (by the admin when the room lets them,
+// else as the owner, who may always redact their own events; the fixed
+// transaction ID makes a retry after a crash the same redaction), so the room never keeps pointing at audio the
 // record no longer describes; then the record, then the media. A
 // redaction the room refuses (the owner has left it) does not stop the
 // delete: the answer says it did not happen.
@@ -280,12 +280,23 @@ func (s *Service) Delete(c Caller, id string) (bool, error) {
 	}
 	redacted := false
 	if m.EventID != "" {
-		redacted = s.rooms.Redact(m.Owner, "", m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted") == nil
+		// An admin redacts in their own name when the room lets them;
+		// otherwise, as for the owner, in the owner's name.
+		if c.User != m.Owner {
+			redacted = s.rooms.Redact(c.User, c.Device, m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted by a server admin") == nil
+		}
+		if !redacted {
+			redacted = s.rooms.Redact(m.Owner, "", m.RoomID, m.EventID, "voice-delete-"+m.ID, "voice message deleted") == nil
+		}
 	}
 	if err := s.st.DeleteVoice(m.ID); err != nil {
 		return false, err
 	}
 	_ = s.media.Delete(m.MediaID)
+	// Conversions of a deleted message go with it.
+	for _, d := range m.Derived {
+		_ = s.media.Delete(d.MediaID)
+	}
 	return redacted, nil
 }
 

@@ -37,6 +37,16 @@ type Message struct {
 	// scoped to it, so a re-send after a crash is the same event.
 	Device    string `json:"device,omitempty"`
 	CreatedMs int64  `json:"created_ms"`
+	// Derived are the results of convert and optimize, by request, so a
+	// repeated request returns the same media.
+	Derived map[string]Derived `json:"derived,omitempty"`
+}
+
+// Derived is one convert or optimize result: media owned by whoever asked.
+type Derived struct {
+	Owner   string         `json:"owner"`
+	MediaID string         `json:"media_id"`
+	Result  OptimizeResult `json:"result"`
 }
 
 // Store keeps the records (boltstore implements it). Lists are newest

@@ -93,9 +93,10 @@ func (m *memMedia) Exists(id string) bool  { _, ok := m.files[id]; return ok }
 // memRooms: members[room] lists who may send and see; sent keeps the
 // contents; redacted the redacted event IDs.
 type memRooms struct {
-	members  map[string][]string
-	sent     map[string]json.RawMessage
-	redacted []string
+	members    map[string][]string
+	sent       map[string]json.RawMessage
+	redacted   []string
+	redactedBy []string
 }
 
 func (r *memRooms) member(u, room string) bool {
@@ -115,7 +116,11 @@ func (r *memRooms) Send(user, device, room, txn string, content json.RawMessage)
 	return id, nil
 }
 func (r *memRooms) Redact(user, device, room, ev, txn, reason string) error {
+	if !r.member(user, room) {
+		return mxerr.Forbidden("not in room")
+	}
 	r.redacted = append(r.redacted, ev)
+	r.redactedBy = append(r.redactedBy, user)
 	return nil
 }
 func (r *memRooms) CanSee(user, room, ev string) bool { return r.member(user, room) }
@@ -304,6 +309,10 @@ func TestVisibilityAndDelete(t *testing.T) {
 	red, err := s.Delete(admin, posted.ID)
 	if err != nil || !red || len(mr.redacted) != 1 || mr.redacted[0] != posted.EventID {
 		t.Fatalf("admin delete: %v %v %v", red, err, mr.redacted)
+	}
+	// The admin is not in the room, so the owner's name is used.
+	if mr.redactedBy[0] != alice.User {
+		t.Fatalf("redacted by %v", mr.redactedBy)
 	}
 	if _, ok := mm.files[posted.MediaID]; ok {
 		t.Fatal("media kept after delete")
@@ -560,5 +569,41 @@ func TestSettleInterruptedUpload(t *testing.T) {
 	}
 	if m, _ := st.Voice("young"); m.EventID != "" {
 		t.Fatal("an upload possibly in flight was re-sent")
+	}
+}
+
+// TestDerivedReused: the same conversion asked twice is one media item;
+// another request, or another caller, gets its own; deleting the message
+// deletes its conversions.
+func TestDerivedReused(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	src, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(0.5, 0.3), audio.Ogg), DurationMs: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(mm.files)
+	b, err := s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav"})
+	if err != nil || b != a || len(mm.files) != n {
+		t.Fatalf("repeat: %+v vs %+v, %d files then %d", b, a, n, len(mm.files))
+	}
+	c, _ := s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/ogg", Quality: 64})
+	d, _ := s.Convert(admin, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/wav"})
+	if c.ContentURI == a.ContentURI || d.ContentURI == a.ContentURI || len(mm.files) != n+2 {
+		t.Fatalf("distinct requests shared media: %s %s %s", a.ContentURI, c.ContentURI, d.ContentURI)
+	}
+	o1, _ := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, NormalizeVolume: true})
+	o2, _ := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, NormalizeVolume: true})
+	if o1.ContentURI != o2.ContentURI || o1.GainDB != o2.GainDB {
+		t.Fatalf("optimize repeat: %+v vs %+v", o1, o2)
+	}
+	if _, err := s.Delete(alice, src.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(mm.files) != 0 {
+		t.Fatalf("%d media items left after deleting the message", len(mm.files))
 	}
 }
