@@ -3,8 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	pturn "github.com/pion/turn/v4"
 )
 
 // TestVoIPOff: with no TURN configured, /voip/turnServer answers {} (as
@@ -121,5 +125,85 @@ func TestCallEventsPassThrough(t *testing.T) {
 	n := objMap(syncRoom(r, "join", room), "unread_notifications")
 	if n["notification_count"].(float64) < 1 {
 		t.Errorf("call invite did not notify: %v", n)
+	}
+}
+
+// hostIPv4 is a non-loopback IPv4 address of this machine (the relay and
+// its clients use it: the relay refuses loopback peers, as in production).
+func hostIPv4(t *testing.T) string {
+	t.Helper()
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to run a relay on")
+	return ""
+}
+
+// TestVoIPRelayWithServerCredentials: the credentials /voip/turnServer
+// hands out allocate relays on the embedded TURN server of the real
+// binary, two clients exchange UDP through them, and a forged password is
+// refused.
+func TestVoIPRelayWithServerCredentials(t *testing.T) {
+	ip := hostIPv4(t)
+	s := start(t, "LICHEN_TURN_ENABLED=true", "LICHEN_TURN_LISTEN_ADDRESS="+ip, "LICHEN_TURN_EXTERNAL_ADDRESS="+ip,
+		"LICHEN_TURN_PORT=0", "LICHEN_TURN_MIN_PORT=41100", "LICHEN_TURN_MAX_PORT=41199")
+	alice, bob := s.register(""), s.register("")
+	relay := func(u user, forge bool) (net.PacketConn, error) {
+		r := s.must(200, "GET", "/_matrix/client/v3/voip/turnServer", u.Token, nil)
+		uri := r.Body["uris"].([]any)[0].(string) // turn:host:port?transport=udp
+		port := strings.TrimSuffix(uri[strings.LastIndex(uri, ":")+1:], "?transport=udp")
+		pass := r.str("password")
+		if forge {
+			pass = "AAAA" + pass[4:]
+		}
+		conn, err := net.ListenPacket("udp4", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		c, err := pturn.NewClient(&pturn.ClientConfig{
+			STUNServerAddr: ip + ":" + port, TURNServerAddr: ip + ":" + port,
+			Username: r.str("username"), Password: pass, Realm: "localhost", Conn: conn, RTO: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c.Allocate()
+	}
+	if _, err := relay(alice, true); err == nil {
+		t.Fatal("a forged password allocated a relay")
+	}
+	ra, err := relay(alice, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	rb, err := relay(bob, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	// Each side writes first, which installs its permission for the other.
+	if _, err := ra.WriteTo([]byte("ping"), rb.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.WriteTo([]byte("pong"), ra.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	_ = ra.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, from, err := ra.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "pong" || from.String() != rb.LocalAddr().String() {
+		t.Fatalf("alice read %q from %v (%v), want pong from %v", buf[:n], from, err, rb.LocalAddr())
+	}
+	if !strings.HasPrefix(ra.LocalAddr().String(), ip+":411") {
+		t.Fatalf("relayed address %v is not in the configured range on %s", ra.LocalAddr(), ip)
 	}
 }
