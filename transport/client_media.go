@@ -193,6 +193,9 @@ func (s *Server) MountMedia(ms *media.Service, opt MediaOptions) {
 			s.r.add("GET", p+"/config", authRequired, config)
 			s.r.add("GET", p+"/preview_url", authRequired, preview)
 		}
+		// The seed's reference lists GET /_matrix/media/v1/config without
+		// a token; it only says how large an upload may be.
+		s.r.add("GET", "/_matrix/media/v1/config", authNone, config)
 	}
 
 	// Server administration, in Synapse's shapes (admin_api/media_admin_api).

@@ -173,6 +173,11 @@ func TestMediaAuthAndErrors(t *testing.T) {
 	if st != 200 || !strings.Contains(string(raw), `"m.upload.size":52428800`) {
 		t.Errorf("config: %d %s", st, raw)
 	}
+	// The seed's unauthenticated /_matrix/media/v1/config.
+	st, _, raw = mediaReq(t, s, "GET", "/_matrix/media/v1/config", "", "", nil)
+	if st != 200 || !strings.Contains(string(raw), `"m.upload.size":52428800`) {
+		t.Errorf("v1 config: %d %s", st, raw)
+	}
 }
 
 func TestMediaAsyncUpload(t *testing.T) {
