@@ -48,6 +48,32 @@ func (s *Store) PutVoice(m voice.Message) error {
 	})
 }
 
+// UpdateVoice implements voice.Store: fn changes the record inside one
+// write transaction, so concurrent updates and a concurrent delete are
+// never undone by a stale copy. Owner, room and creation time (the index
+// keys) must not change.
+func (s *Store) UpdateVoice(id string, fn func(m *voice.Message) error) error {
+	return s.write(func(w *wtx) error {
+		recs := w.Bucket(bucketVoice)
+		v := recs.Get([]byte(id))
+		if v == nil {
+			return voice.ErrNotFound
+		}
+		var m voice.Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		if err := fn(&m); err != nil {
+			return err
+		}
+		val, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return recs.Put([]byte(id), val)
+	})
+}
+
 // Voice implements voice.Store.
 func (s *Store) Voice(id string) (voice.Message, error) {
 	var m voice.Message

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -410,5 +411,31 @@ func TestThumbnail(t *testing.T) {
 	id, _ := none.Upload("@a:hub", strings.NewReader("big"), "image/png", "")
 	if _, err := none.Thumbnail(ctx, id, 64, 64, "crop", 0); !errors.Is(err, ErrCannotThumb) {
 		t.Errorf("no thumbnailer: %v", err)
+	}
+}
+
+// TestThumbnailLargerRotated: a request larger than every size gets a
+// rotated photo's largest thumbnail (never the sideways original), made
+// once and then read from the store.
+func TestThumbnailLargerRotated(t *testing.T) {
+	calls := 0
+	s, _, _ := newTestService(Thumbnailer{
+		Make: func(src []byte, ct string, w, h int, method string) ([]byte, string, error) {
+			calls++
+			return []byte(fmt.Sprintf("upright %dx%d", w, h)), "image/jpeg", nil
+		},
+		Dimensions: func(src []byte, ct string) (int, int, error) { return 1000, 1000, nil },
+		Upright:    func(src []byte, ct string) bool { return false },
+	})
+	ctx := context.Background()
+	id, _ := s.Upload("@a:hub", strings.NewReader("rotated photo"), "image/jpeg", "")
+	for i := 0; i < 3; i++ {
+		c, err := s.Thumbnail(ctx, id, 1600, 1200, "scale", 0)
+		if err != nil || read(t, c) != "upright 800x600" {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("made %d times, want once", calls)
 	}
 }

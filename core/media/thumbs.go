@@ -18,9 +18,11 @@ type ThumbSize struct {
 // ThumbSizes are the spec's sizes ("Thumbnails"), smallest first.
 // The larger crops are not in the spec's list; without them a 320×240
 // crop request could only get 96×96, smaller than asked, which the spec
-// forbids.
+// forbids. Square and 4:3 crops of each size let a crop keep the
+// request's shape ("crop" returns the requested aspect ratio).
 var ThumbSizes = []ThumbSize{
-	{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "crop"}, {640, 480, "crop"}, {800, 600, "crop"},
+	{32, 32, "crop"}, {96, 96, "crop"}, {320, 320, "crop"}, {320, 240, "crop"},
+	{640, 640, "crop"}, {640, 480, "crop"}, {800, 800, "crop"}, {800, 600, "crop"},
 	{320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
 }
 
@@ -39,17 +41,53 @@ func PickThumbSize(w, h int, method string) (ThumbSize, error) {
 	if method != "scale" && method != "crop" {
 		return ThumbSize{}, fmt.Errorf("%w: method must be crop or scale", ErrBadRequest)
 	}
-	var last ThumbSize
+	// The smallest size class with a size at least w×h; for crop, within
+	// it, the size closest to the requested shape.
+	var best, last ThumbSize
+	found := false
+	want := float64(w) / float64(h)
 	for _, t := range ThumbSizes {
 		if t.Method != method {
 			continue
 		}
-		last = t
-		if t.W >= w && t.H >= h {
-			return t, nil
+		if last.W*last.H < t.W*t.H {
+			last = t
+		}
+		if t.W < w || t.H < h {
+			continue
+		}
+		if !found || better(t, best, want, method) {
+			best, found = t, true
 		}
 	}
-	return last, nil
+	if !found {
+		return last, nil
+	}
+	return best, nil
+}
+
+// better says whether t is a better pick than b for a request of aspect
+// ratio want: the smaller size class (the width: 32, 96, 320, 640, 800)
+// first, then for crop the closer shape, then the smaller area.
+func better(t, b ThumbSize, want float64, method string) bool {
+	if t.W != b.W {
+		return t.W < b.W
+	}
+	if method == "crop" {
+		dt, db := shapeDiff(t, want), shapeDiff(b, want)
+		if dt != db {
+			return dt < db
+		}
+	}
+	return t.W*t.H < b.W*b.H
+}
+
+func shapeDiff(t ThumbSize, want float64) float64 {
+	r := float64(t.W) / float64(t.H) / want
+	if r < 1 {
+		r = 1 / r
+	}
+	return r
 }
 
 func (t ThumbSize) key() string { return fmt.Sprintf("%dx%d-%s", t.W, t.H, t.Method) }
@@ -73,9 +111,20 @@ func (s *Service) Thumbnail(ctx context.Context, id string, w, h int, method str
 	// smaller than asked ("Servers MUST NOT return a smaller thumbnail
 	// than requested, unless the original content makes that impossible").
 	larger := size.W < w || size.H < h
-	if t, err := s.st.Thumb(rec.SHA256, size.key()); err == nil && !larger {
-		if f, n, err := s.files.Open(t.SHA256); err == nil {
-			return &Content{Body: f, Size: n, ContentType: t.ContentType}, nil
+	stored := func() *Content {
+		if t, err := s.st.Thumb(rec.SHA256, size.key()); err == nil {
+			if f, n, err := s.files.Open(t.SHA256); err == nil {
+				return &Content{Body: f, Size: n, ContentType: t.ContentType}
+			}
+		}
+		return nil
+	}
+	// A request larger than every size is usually answered with the
+	// original, which needs the source read first; a rotated photo gets
+	// the largest (stored) thumbnail instead.
+	if !larger {
+		if c := stored(); c != nil {
+			return c, nil
 		}
 	}
 	if s.thumb.Make == nil {
@@ -103,6 +152,11 @@ func (s *Service) Thumbnail(ctx context.Context, id string, w, h int, method str
 		upright := s.thumb.Upright == nil || s.thumb.Upright(src, rec.ContentType)
 		if (larger || sw <= size.W && sh <= size.H) && upright {
 			return &Content{Body: nopSeekCloser{bytes.NewReader(src)}, Size: int64(len(src)), ContentType: rec.ContentType}, nil
+		}
+		if larger {
+			if c := stored(); c != nil {
+				return c, nil
+			}
 		}
 	}
 	out, outType, err := s.thumb.Make(src, rec.ContentType, size.W, size.H, size.Method)

@@ -95,8 +95,7 @@ func (s *Service) Convert(c Caller, req ConvertRequest) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: OptimizeResult{Result: r}})
-	return r, nil
+	return s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: OptimizeResult{Result: r}}).Result, nil
 }
 
 // OptimizeRequest is POST /voice/optimize's body.
@@ -191,8 +190,7 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 	if err != nil {
 		return OptimizeResult{}, err
 	}
-	s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: res})
-	return res, nil
+	return s.remember(m.ID, key, Derived{Owner: c.User, MediaID: mediaID, Result: res}), nil
 }
 
 // fitOpus encodes mono Opus (voice) at the highest bitrate whose file
@@ -469,18 +467,30 @@ func (s *Service) reuse(c Caller, m Message, key string) (OptimizeResult, bool) 
 	return d.Result, true
 }
 
-// remember records a result on its message (read afresh, so a concurrent
-// update is not undone).
-func (s *Service) remember(id, key string, d Derived) {
-	m, err := s.st.Voice(id)
+// remember records a result on its message, in one store transaction so
+// a concurrent update is not undone. When the message is gone, or an
+// identical request finished first, the new media is deleted and the
+// result that stays is returned.
+func (s *Service) remember(id, key string, d Derived) OptimizeResult {
+	kept := d
+	err := s.st.UpdateVoice(id, func(m *Message) error {
+		if old, ok := m.Derived[key]; ok && old.MediaID != d.MediaID && s.media.Exists(old.MediaID) {
+			kept = old
+			return nil
+		}
+		if m.Derived == nil {
+			m.Derived = map[string]Derived{}
+		}
+		m.Derived[key] = d
+		return nil
+	})
+	if err != nil || kept.MediaID != d.MediaID {
+		_ = s.media.Delete(d.MediaID)
+	}
 	if err != nil {
-		return
+		return d.Result // the caller's copy is gone with the message
 	}
-	if m.Derived == nil {
-		m.Derived = map[string]Derived{}
-	}
-	m.Derived[key] = d
-	_ = s.st.PutVoice(m)
+	return kept.Result
 }
 
 // store keeps an encoded result as the caller's media and describes it.

@@ -149,7 +149,7 @@ func (s *Service) Upload(c Caller, req UploadRequest) (Message, error) {
 		return Message{}, err
 	}
 	m.EventID = eventID
-	if err := s.st.PutVoice(m); err != nil {
+	if err := s.st.UpdateVoice(m.ID, func(r *Message) error { r.EventID = eventID; return nil }); err != nil {
 		return Message{}, err
 	}
 	return m, nil
@@ -213,15 +213,24 @@ func txnID(m Message) string { return "voice-" + m.ID }
 // settleAfter is how old a record for a room with no event must be before
 // it is taken for an upload interrupted between the record's commit and
 // the event's (a crash): younger ones may be an upload still sending.
-const settleAfter = time.Minute
+// settleRetry is how long a failed re-send (the owner left the room)
+// waits before the next try.
+const (
+	settleAfter = time.Minute
+	settleRetry = 10 * time.Minute
+)
 
 // settle finishes an interrupted upload: a record for a room with no
 // event ID. The send is repeated with the same device and transaction
 // ID, so if the event was sent before the crash the room gives back its
 // ID instead of sending a second one (spec: transaction identifiers);
-// if it never was, it is sent now.
-func (s *Service) settle(m *Message) {
-	if m.RoomID == "" || m.EventID != "" || s.now().UnixMilli()-m.CreatedMs < settleAfter.Milliseconds() {
+// if it never was, it is sent now. Only the owner's or an admin's reads
+// do it (a stranger's list must not make the server decode audio), with
+// a back-off after a failure, and never for media that is gone.
+func (s *Service) settle(c Caller, m *Message) {
+	now := s.now().UnixMilli()
+	if m.RoomID == "" || m.EventID != "" || now-m.CreatedMs < settleAfter.Milliseconds() ||
+		now-m.SettleMs < settleRetry.Milliseconds() || (c.User != m.Owner && !c.Admin) || !s.media.Exists(m.MediaID) {
 		return
 	}
 	var waveform []int
@@ -230,11 +239,17 @@ func (s *Service) settle(m *Message) {
 	}
 	content, _ := json.Marshal(EventContent(s.media.MXC(m.MediaID), *m, waveform))
 	eventID, err := s.rooms.Send(m.Owner, m.Device, m.RoomID, txnID(*m), content)
-	if err != nil {
-		return
+	_ = s.st.UpdateVoice(m.ID, func(r *Message) error {
+		if err != nil {
+			r.SettleMs = now
+		} else {
+			r.EventID = eventID
+		}
+		return nil
+	})
+	if err == nil {
+		m.EventID = eventID
 	}
-	m.EventID = eventID
-	_ = s.st.PutVoice(*m)
 }
 
 // get loads a message the caller may see; others' invisible messages are
@@ -242,7 +257,7 @@ func (s *Service) settle(m *Message) {
 func (s *Service) get(c Caller, id string) (Message, error) {
 	m, err := s.st.Voice(id)
 	if err == nil {
-		s.settle(&m)
+		s.settle(c, &m)
 	}
 	if errors.Is(err, ErrNotFound) || (err == nil && !s.visible(c, m)) {
 		return Message{}, mxerr.NotFound("voice message not found")
@@ -307,7 +322,7 @@ func (s *Service) ByUser(c Caller, user string) ([]Message, error) {
 		return nil, err
 	}
 	for i := range all {
-		s.settle(&all[i])
+		s.settle(c, &all[i])
 	}
 	return s.filter(c, all), nil
 }
@@ -325,7 +340,7 @@ func (s *Service) ByRoom(c Caller, roomID string, canRead func() error) ([]Messa
 		return nil, err
 	}
 	for i := range all {
-		s.settle(&all[i])
+		s.settle(c, &all[i])
 	}
 	out := all[:0]
 	for _, m := range all {

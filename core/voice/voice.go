@@ -35,8 +35,11 @@ type Message struct {
 	SessionID string `json:"session_id,omitempty"`
 	// Device is the uploader's device: the room event's transaction is
 	// scoped to it, so a re-send after a crash is the same event.
-	Device    string `json:"device,omitempty"`
-	CreatedMs int64  `json:"created_ms"`
+	Device string `json:"device,omitempty"`
+	// SettleMs is when an interrupted upload's room event was last tried
+	// again (see Service.settle), for backing off.
+	SettleMs  int64 `json:"settle_ms,omitempty"`
+	CreatedMs int64 `json:"created_ms"`
 	// Derived are the results of convert and optimize, by request, so a
 	// repeated request returns the same media.
 	Derived map[string]Derived `json:"derived,omitempty"`
@@ -53,6 +56,9 @@ type Derived struct {
 // first.
 type Store interface {
 	PutVoice(m Message) error
+	// UpdateVoice changes a record atomically (ErrNotFound when it is
+	// gone); fn's error aborts the change.
+	UpdateVoice(id string, fn func(m *Message) error) error
 	Voice(id string) (Message, error) // ErrNotFound
 	DeleteVoice(id string) error
 	VoiceByUser(user string) ([]Message, error)

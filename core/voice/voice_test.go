@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,26 @@ func (s *memStore) PutVoice(m Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[m.ID] = m
+	return nil
+}
+func (s *memStore) UpdateVoice(id string, fn func(*Message) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.m[id]
+	if !ok {
+		return ErrNotFound
+	}
+	if m.Derived != nil { // a copy, as a decoded record would be
+		d := make(map[string]Derived, len(m.Derived))
+		for k, v := range m.Derived {
+			d[k] = v
+		}
+		m.Derived = d
+	}
+	if err := fn(&m); err != nil {
+		return err
+	}
+	s.m[id] = m
 	return nil
 }
 func (s *memStore) Voice(id string) (Message, error) {
@@ -67,6 +88,7 @@ func (s *memStore) VoiceByRoom(r string) ([]Message, error) {
 }
 
 type memMedia struct {
+	mu    sync.Mutex
 	n     int
 	files map[string][]byte
 	owner map[string]string
@@ -74,6 +96,8 @@ type memMedia struct {
 
 func (m *memMedia) Upload(user string, body io.Reader, ct, name string) (string, error) {
 	b, _ := io.ReadAll(body)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.n++
 	id := "m" + string(rune('a'+m.n))
 	m.files[id], m.owner[id] = b, user
@@ -81,14 +105,26 @@ func (m *memMedia) Upload(user string, body io.Reader, ct, name string) (string,
 }
 func (m *memMedia) MXC(id string) string { return "mxc://test/" + id }
 func (m *memMedia) Open(id string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	b, ok := m.files[id]
 	if !ok {
 		return nil, errors.New("no such media")
 	}
 	return b, nil
 }
-func (m *memMedia) Delete(id string) error { delete(m.files, id); return nil }
-func (m *memMedia) Exists(id string) bool  { _, ok := m.files[id]; return ok }
+func (m *memMedia) Delete(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.files, id)
+	return nil
+}
+func (m *memMedia) Exists(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.files[id]
+	return ok
+}
 
 // memRooms: members[room] lists who may send and see; sent keeps the
 // contents; redacted the redacted event IDs.
@@ -130,8 +166,9 @@ func newTestService(t *testing.T) (*Service, *memMedia, *memRooms) {
 	mm := &memMedia{files: map[string][]byte{}, owner: map[string]string{}}
 	mr := &memRooms{members: map[string][]string{"!r:test": {"@a:test", "@b:test"}}, sent: map[string]json.RawMessage{}}
 	s := New(Config{}, &memStore{m: map[string]Message{}}, mm, mr)
-	clock := time.UnixMilli(1_700_000_000_000)
-	s.SetClock(func() time.Time { clock = clock.Add(time.Second); return clock })
+	var clock atomic.Int64 // ms; every reading advances it a second
+	clock.Store(1_700_000_000_000)
+	s.SetClock(func() time.Time { return time.UnixMilli(clock.Add(1000)) })
 	return s, mm, mr
 }
 
@@ -412,16 +449,16 @@ func TestOptimize(t *testing.T) {
 	if _, err := s.Optimize(alice, OptimizeRequest{MessageID: src.ID, TargetSizeKB: 5}); code(err) != "M_INVALID_PARAM" {
 		t.Fatalf("target below the seed's range: %v", err)
 	}
-	// Opus: 20 s of tone at 64 kb/s, asked for 30 KB (12 kb/s).
-	big, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(20, 0.3), audio.Ogg), DurationMs: 20000})
+	// Opus: 12 s of tone at 32 kb/s, asked for 18 KB (12 kb/s).
+	big, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(12, 0.3), audio.Ogg), DurationMs: 12000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = s.Optimize(alice, OptimizeRequest{MessageID: big.ID, TargetSizeKB: 30})
+	res, err = s.Optimize(alice, OptimizeRequest{MessageID: big.ID, TargetSizeKB: 18})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Size > 30*1024 || res.Size < 20*1024 || res.ContentType != "audio/ogg" || res.Bitrate >= 32000 {
+	if res.Size > 18*1024 || res.Size < 12*1024 || res.ContentType != "audio/ogg" || res.Bitrate >= 32000 {
 		t.Fatalf("opus fit %+v", res)
 	}
 	if _, err := s.Optimize(alice, OptimizeRequest{MessageID: big.ID, TargetSizeKB: 10, PreserveQuality: true}); code(err) != "M_INVALID_PARAM" {
@@ -557,6 +594,13 @@ func TestSettleInterruptedUpload(t *testing.T) {
 		Size: 8, DurationMs: 1000, RoomID: "!r:test", CreatedMs: now})
 	_ = st.PutVoice(Message{ID: "crashed", Owner: alice.User, Device: "A", MediaID: mediaID, ContentType: "audio/flac",
 		Size: 8, DurationMs: 1000, RoomID: "!r:test", CreatedMs: now - 2*60*1000})
+	// A stranger's read does not make the server re-send (or decode).
+	if l, _ := s.ByRoom(bob, "!r:test", func() error { return nil }); len(l) != 0 || len(mr.sent) != 0 {
+		t.Fatalf("bob's read settled: %+v %v", l, mr.sent)
+	}
+	if l, _ := s.ByUser(alice, alice.User); len(l) != 2 {
+		t.Fatalf("alice's list %+v", l)
+	}
 	l, _ := s.ByRoom(bob, "!r:test", func() error { return nil })
 	if len(l) != 1 || l[0].ID != "crashed" || l[0].EventID != "$voice-crashed" {
 		t.Fatalf("room list %+v", l)
@@ -605,5 +649,56 @@ func TestDerivedReused(t *testing.T) {
 	}
 	if len(mm.files) != 0 {
 		t.Fatalf("%d media items left after deleting the message", len(mm.files))
+	}
+}
+
+// TestSettleBacksOffAndSkipsGoneMedia: a re-send the room refuses is not
+// retried on every read, and one whose media is gone is never sent.
+func TestSettleBacksOffAndSkipsGoneMedia(t *testing.T) {
+	s, mm, mr := newTestService(t)
+	mediaID, _ := mm.Upload(alice.User, bytes.NewReader([]byte("fLaC0000")), "audio/flac", "v.flac")
+	old := s.now().UnixMilli() - 2*60*1000
+	st := s.st.(*memStore)
+	_ = st.PutVoice(Message{ID: "left", Owner: alice.User, MediaID: mediaID, ContentType: "audio/flac", RoomID: "!gone:test", CreatedMs: old})
+	_ = st.PutVoice(Message{ID: "nomedia", Owner: alice.User, MediaID: "missing", ContentType: "audio/flac", RoomID: "!r:test", CreatedMs: old})
+	_, _ = s.ByUser(alice, alice.User)
+	if m, _ := st.Voice("left"); m.SettleMs == 0 || m.EventID != "" {
+		t.Fatalf("refused re-send not recorded: %+v", m)
+	}
+	first, _ := st.Voice("left")
+	_, _ = s.ByUser(alice, alice.User)
+	if m, _ := st.Voice("left"); m.SettleMs != first.SettleMs {
+		t.Fatal("re-sent again within the back-off")
+	}
+	if len(mr.sent) != 0 {
+		t.Fatalf("sent %v", mr.sent)
+	}
+}
+
+// TestRememberConcurrent: results of concurrent conversions are all kept
+// (none lost to a stale write), and deleting the message deletes them.
+func TestRememberConcurrent(t *testing.T) {
+	s, mm, _ := newTestService(t)
+	src, err := s.Upload(alice, UploadRequest{Content: encode(t, tone(0.3, 0.3), audio.Ogg), DurationMs: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, q := range []int{32, 48, 64, 96} {
+		wg.Add(1)
+		go func(q int) {
+			defer wg.Done()
+			_, _ = s.Convert(alice, ConvertRequest{MessageID: src.ID, TargetFormat: "audio/ogg", Quality: q})
+		}(q)
+	}
+	wg.Wait()
+	if m, _ := s.st.Voice(src.ID); len(m.Derived) != 4 {
+		t.Fatalf("%d results remembered, want 4", len(m.Derived))
+	}
+	if _, err := s.Delete(alice, src.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(mm.files) != 0 {
+		t.Fatalf("%d media items left", len(mm.files))
 	}
 }
