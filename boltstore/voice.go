@@ -55,12 +55,8 @@ func (s *Store) PutVoice(m voice.Message) error {
 func (s *Store) UpdateVoice(id string, fn func(m *voice.Message) error) error {
 	return s.write(func(w *wtx) error {
 		recs := w.Bucket(bucketVoice)
-		v := recs.Get([]byte(id))
-		if v == nil {
-			return voice.ErrNotFound
-		}
-		var m voice.Message
-		if err := json.Unmarshal(v, &m); err != nil {
+		m, err := getVoice(recs, id)
+		if err != nil {
 			return err
 		}
 		if err := fn(&m); err != nil {
@@ -78,25 +74,29 @@ func (s *Store) UpdateVoice(id string, fn func(m *voice.Message) error) error {
 func (s *Store) Voice(id string) (voice.Message, error) {
 	var m voice.Message
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketVoice).Get([]byte(id))
-		if v == nil {
-			return voice.ErrNotFound
-		}
-		return json.Unmarshal(v, &m)
+		var err error
+		m, err = getVoice(tx.Bucket(bucketVoice), id)
+		return err
 	})
 	return m, err
+}
+
+// getVoice reads one record from the voice bucket.
+func getVoice(recs *bolt.Bucket, id string) (voice.Message, error) {
+	var m voice.Message
+	v := recs.Get([]byte(id))
+	if v == nil {
+		return m, voice.ErrNotFound
+	}
+	return m, json.Unmarshal(v, &m)
 }
 
 // DeleteVoice implements voice.Store.
 func (s *Store) DeleteVoice(id string) error {
 	return s.write(func(w *wtx) error {
 		recs := w.Bucket(bucketVoice)
-		v := recs.Get([]byte(id))
-		if v == nil {
-			return voice.ErrNotFound
-		}
-		var m voice.Message
-		if err := json.Unmarshal(v, &m); err != nil {
+		m, err := getVoice(recs, id)
+		if err != nil {
 			return err
 		}
 		if err := recs.Delete([]byte(id)); err != nil {

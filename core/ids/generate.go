@@ -53,3 +53,27 @@ func randomString(alphabet string, n int) string {
 	}
 	return string(out)
 }
+
+// alphanumeric is [A-Za-z0-9]: IDs that go in URL paths and file names
+// unescaped (media IDs, voice message IDs).
+const alphanumeric = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// NewAlphanumericID returns n random characters of [A-Za-z0-9], drawn
+// without bias (~5.95 bits each).
+func NewAlphanumericID(n int) string { return randomString(alphanumeric, n) }
+
+// ValidToken reports whether s is 1 to max characters of [A-Za-z0-9_-]:
+// the media ID grammar (spec "Matrix Content (mxc://) URIs"), used as a
+// whitelist before an ID reaches a store or a file name.
+func ValidToken(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -68,3 +68,30 @@ func TestRandomStringUniform(t *testing.T) {
 		}
 	}
 }
+
+func TestAlphanumericAndToken(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		id := NewAlphanumericID(24)
+		if len(id) != 24 || !ValidToken(id, 24) || strings.ContainsAny(id, "-_") {
+			t.Fatalf("NewAlphanumericID gave %q", id)
+		}
+	}
+	for _, c := range []struct {
+		s    string
+		max  int
+		want bool
+	}{
+		{"abcXYZ019_-", 64, true},
+		{"", 64, false},
+		{"a/b", 64, false},
+		{"..", 64, false},
+		{"a.b", 64, false},
+		{"é", 64, false},
+		{strings.Repeat("a", 64), 64, true},
+		{strings.Repeat("a", 65), 64, false},
+	} {
+		if got := ValidToken(c.s, c.max); got != c.want {
+			t.Errorf("ValidToken(%q, %d) = %v", c.s, c.max, got)
+		}
+	}
+}

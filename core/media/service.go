@@ -2,11 +2,12 @@ package media
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/lichen-hs/lichen/core/ids"
 )
 
 // Thumbnailer makes thumbnails: core/thumbnail's Make and Dimensions,
@@ -63,33 +64,13 @@ func (s *Service) Config() Config { return s.cfg }
 // MXC is the content URI of a local media ID.
 func (s *Service) MXC(id string) string { return "mxc://" + s.cfg.ServerName + "/" + id }
 
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 // newID is 24 random characters of [A-Za-z0-9] (spec "Matrix Content
 // (mxc://) URIs": the media ID is only A-Za-z0-9, _ and -).
-func newID() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
-	}
-	return string(b)
-}
+func newID() string { return ids.NewAlphanumericID(24) }
 
 // ValidID reports whether id has only the characters the spec allows
 // (security considerations: a whitelist, not a blacklist of '.' and '/').
-func ValidID(id string) bool {
-	if id == "" || len(id) > 255 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(id string) bool { return ids.ValidToken(id, 255) }
 
 // Upload stores body as a new media item of user (POST /upload).
 func (s *Service) Upload(user string, body io.Reader, contentType, filename string) (string, error) {

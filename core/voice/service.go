@@ -2,7 +2,6 @@ package voice
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -392,32 +391,12 @@ func (s *Service) StatsFor(c Caller, user string) (Stats, error) {
 	return st, nil
 }
 
-const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
 // newID is 24 random characters of [A-Za-z0-9] (143 bits).
-func newID() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
-	}
-	return string(b)
-}
+func newID() string { return ids.NewAlphanumericID(24) }
 
 // ValidID reports whether id could be a message ID (checked before any
 // lookup).
-func ValidID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(id string) bool { return ids.ValidToken(id, 64) }
 
 func isStoredOnly(ct string) bool {
 	for _, f := range storedOnly {
