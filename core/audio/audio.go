@@ -216,7 +216,7 @@ func Decode(data []byte, format string, maxSamples int) (*PCM, error) {
 		if err := checkCap(s.Info, maxSamples); err != nil {
 			return nil, err
 		}
-		return decodeOgg(data, s, opusRate)
+		return decodeOgg(data, s, opusRate, maxSamples)
 	case WAV:
 		w, err := probeWAV(data)
 		if err != nil {
@@ -234,7 +234,7 @@ func Decode(data []byte, format string, maxSamples int) (*PCM, error) {
 		if err := checkCap(m.Info, maxSamples); err != nil {
 			return nil, err
 		}
-		return decodeMP3(data, m)
+		return decodeMP3(data, m, maxSamples)
 	}
 	return nil, unsupported(format, Decodable())
 }
@@ -274,7 +274,7 @@ func DecodeAt(data []byte, format string, rate int, maxSamples int) (*PCM, error
 		if err := checkCap(s.at(rate), maxSamples); err != nil {
 			return nil, err
 		}
-		return decodeOgg(data, s, rate)
+		return decodeOgg(data, s, rate, maxSamples)
 	case WAV:
 		w, err := probeWAV(data)
 		if err != nil {
@@ -286,7 +286,7 @@ func DecodeAt(data []byte, format string, rate int, maxSamples int) (*PCM, error
 		if err != nil {
 			return nil, err
 		}
-		info, decode = m.Info, func() (*PCM, error) { return decodeMP3(data, m) }
+		info, decode = m.Info, func() (*PCM, error) { return decodeMP3(data, m, maxSamples) }
 	default:
 		return nil, unsupported(format, Decodable())
 	}

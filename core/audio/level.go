@@ -81,17 +81,27 @@ func Normalize(p *PCM, targetRMSDBFS, peakCeilingDBFS float64) *PCM {
 		return nil
 	}
 	out := p.clone()
+	NormalizeInPlace(out, targetRMSDBFS, peakCeilingDBFS)
+	return out
+}
+
+// NormalizeInPlace is Normalize changing p itself: minutes of audio are
+// tens of MiB, and a copy per processing step is what a board can least
+// afford.
+func NormalizeInPlace(p *PCM, targetRMSDBFS, peakCeilingDBFS float64) {
+	if p == nil {
+		return
+	}
 	pk := peak(p.Samples)
 	if pk == 0 || p.Rate <= 0 || p.Channels <= 0 {
-		return out
+		return
 	}
 	level := activeLevel(p)
 	gain := min(targetRMSDBFS-level, maxNormalizeGain, peakCeilingDBFS-dBFS(pk))
 	g := float32(fromDBFS(gain))
-	for i, v := range out.Samples {
-		out.Samples[i] = v * g
+	for i, v := range p.Samples {
+		p.Samples[i] = v * g
 	}
-	return out
 }
 
 // activeLevel is the RMS level in dBFS of p's gated blocks (see

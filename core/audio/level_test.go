@@ -83,3 +83,17 @@ func TestNormalize(t *testing.T) {
 		t.Error("Normalize amplified digital silence")
 	}
 }
+
+// TestNormalizeInPlace: the in-place form scales exactly as Normalize and
+// leaves no copy.
+func TestNormalizeInPlace(t *testing.T) {
+	in := toneDBFS(48000, 1, 440, -40, time.Second)
+	want := Normalize(in, -20, -1)
+	NormalizeInPlace(in, -20, -1)
+	for i := range want.Samples {
+		if in.Samples[i] != want.Samples[i] {
+			t.Fatalf("sample %d: %v, want %v", i, in.Samples[i], want.Samples[i])
+		}
+	}
+	NormalizeInPlace(nil, -20, -1) // no panic
+}

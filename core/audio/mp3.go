@@ -187,8 +187,8 @@ func probeMP3(data []byte) (mp3Stream, error) {
 	return s, nil
 }
 
-func decodeMP3(data []byte, s mp3Stream) (*PCM, error) {
-	out := make([]float32, 0, prealloc(s.Frames, s.Channels))
+func decodeMP3(data []byte, s mp3Stream, maxSamples int) (*PCM, error) {
+	out := make([]float32, 0, prealloc(s.Frames, s.Channels, maxSamples))
 	err := streamMP3(data, s, func(pcm []float32) { out = append(out, pcm...) })
 	if err != nil {
 		return nil, err

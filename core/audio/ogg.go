@@ -215,9 +215,9 @@ const maxOpusPacket = 1500
 
 // decodeOgg decodes s at rate (one of opusInputRates) into one PCM of
 // s.at(rate).Frames frames.
-func decodeOgg(data []byte, s oggStream, rate int) (*PCM, error) {
+func decodeOgg(data []byte, s oggStream, rate, maxSamples int) (*PCM, error) {
 	ch := int(s.head.Channels)
-	out := &PCM{Rate: rate, Channels: ch, Samples: make([]float32, 0, prealloc(s.at(rate).Frames, ch))}
+	out := &PCM{Rate: rate, Channels: ch, Samples: make([]float32, 0, prealloc(s.at(rate).Frames, ch, maxSamples))}
 	err := streamOgg(data, s, rate, func(pcm []float32) {
 		out.Samples = append(out.Samples, pcm...)
 	})
@@ -312,7 +312,12 @@ func readOpusPacket(r *ogg.Reader, buf []byte) ([]byte, error) {
 // prealloc is the capacity to reserve for frames of ch channels: all of
 // it for any real recording, but a header claiming hours is not taken at
 // its word before the samples exist (append grows past it if they do).
-func prealloc(frames int64, ch int) int {
+func prealloc(frames int64, ch, maxSamples int) int {
+	// With a cap, the caller has checked frames×ch against it: reserve it
+	// all, as growing by doubling would briefly hold 1.5 times the audio.
+	if maxSamples > 0 {
+		return int(min(frames*int64(ch), int64(maxSamples)))
+	}
 	const most = 1 << 22 // samples: 16 MiB, 87 s of 48 kHz mono
 	return int(min(frames*int64(ch), most))
 }

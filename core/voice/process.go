@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -159,10 +160,14 @@ func (s *Service) Optimize(c Caller, req OptimizeRequest) (OptimizeResult, error
 		before := pcm.Duration()
 		pcm = audio.RemoveSilence(pcm, silenceDBFS, minSilence, keepSilence)
 		res.RemovedSilenceMs = (before - pcm.Duration()).Milliseconds()
+		// The decoded audio (tens of MiB for minutes) is garbage now:
+		// reclaim it before encoding allocates, so the peak is two
+		// copies, not three.
+		runtime.GC()
 	}
 	if req.NormalizeVolume {
 		before := audio.RMSDBFS(pcm)
-		pcm = audio.Normalize(pcm, targetRMSDBFS, peakCeilDBFS)
+		audio.NormalizeInPlace(pcm, targetRMSDBFS, peakCeilDBFS)
 		if after := audio.RMSDBFS(pcm); before > -200 && after > -200 {
 			res.GainDB = float64(int((after-before)*10+0.5)) / 10
 		}
