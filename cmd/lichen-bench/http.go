@@ -213,20 +213,25 @@ func (e *apiError) Error() string {
 // raw sends one request and returns the status and body. in, if not nil,
 // is sent as JSON. It records nothing.
 func (c *client) raw(ctx context.Context, method, path, token string, in any) (int, []byte, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return 0, nil, err
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.rawBody(ctx, method, path, token, "", nil)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	b, err := json.Marshal(in)
 	if err != nil {
 		return 0, nil, err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return c.rawBody(ctx, method, path, token, "application/json", b)
+}
+
+// rawBody sends body as is with contentType (none when empty) and returns the status and
+// body of the answer. It records nothing.
+func (c *client) rawBody(ctx context.Context, method, path, token, contentType string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

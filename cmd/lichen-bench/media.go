@@ -10,10 +10,8 @@ import (
 	"image"
 	"image/jpeg"
 	_ "image/png" // a thumbnail may come back as PNG
-	"io"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -268,24 +266,6 @@ func (c *client) uploadMedia(ctx context.Context, u user, contentType, filename 
 		c.errs.add(route, err)
 	}
 	return out.ContentURI, err
-}
-
-// rawBody sends body as is with contentType and returns the status and
-// body of the answer. It records nothing.
-func (c *client) rawBody(ctx context.Context, method, path, token, contentType string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }
 
 // thumbnail asks for a thumbnail and describes what came back.
